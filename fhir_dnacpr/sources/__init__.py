@@ -1,0 +1,1 @@
+"""Streaming readers for legacy exports: CSV, XML, JSON arrays and NDJSON."""
