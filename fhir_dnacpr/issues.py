@@ -78,9 +78,7 @@ def error(code: str, message: str, location: str | None = None, message_id: str 
     return Issue(Severity.ERROR, code, message, location, message_id)
 
 
-def warning(
-    code: str, message: str, location: str | None = None, message_id: str | None = None
-) -> Issue:
+def warning(code: str, message: str, location: str | None = None, message_id: str | None = None) -> Issue:
     return Issue(Severity.WARNING, code, message, location, message_id)
 
 

@@ -88,9 +88,7 @@ PREFERRED_PLACE_OF_DEATH: dict[str, Code] = {
         Code(SNOMED, "89751000000108", "Preferred place of death: community hospital (finding)"),
         Code(SNOMED, "110481000000108", "Preferred place of death: home (finding)"),
         Code(SNOMED, "108401000000102", "Preferred place of death: hospice (finding)"),
-        Code(
-            SNOMED, "931401000000103", "Preferred place of death: hospice community lodge (finding)"
-        ),
+        Code(SNOMED, "931401000000103", "Preferred place of death: hospice community lodge (finding)"),
         Code(SNOMED, "109401000000108", "Preferred place of death: hospital (finding)"),
         Code(
             SNOMED,
