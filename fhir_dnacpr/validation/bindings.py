@@ -1,0 +1,181 @@
+"""Terminology bindings (required → error, extensible → warning) and code-system membership.
+
+Only what can be decided offline is decided: value sets are expanded from the code systems we hold;
+codes from systems we do not hold in full (SNOMED CT, LOINC …) pass without comment, as they do in
+HAPI without a terminology server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from fhir_dnacpr.issues import Issue
+from fhir_dnacpr.validation.structure import CompiledStructure, ElementNode
+
+if TYPE_CHECKING:
+    from fhir_dnacpr.validation.walker import Run
+
+CODE_TYPES = frozenset({"code", "string", "uri"})
+EXTENSIBLE_IN_PRACTICE = "http://hl7.org/fhir/ValueSet/ucum-vitals-common"
+
+
+def check_binding(
+    run: Run, node: ElementNode, type_code: str, value: Any, location: str, structure: CompiledStructure
+) -> Iterator[Issue]:
+    strength, vs_url = node.binding  # type: ignore[misc]
+    if vs_url.startswith(EXTENSIBLE_IN_PRACTICE):
+        strength = "extensible"  # the HL7 validator reports these R4 vital-signs unit bindings as extensible
+    if strength not in ("required", "extensible"):
+        return
+    expansion = run.validator.terminology.expand(vs_url)
+    if expansion is None:
+        return
+    vs_label = f"'{expansion.name}' ({expansion.label})"
+    severity = "error" if strength == "required" else "warning"
+    if type_code in CODE_TYPES:
+        if not isinstance(value, str):
+            return
+        verdict = expansion.contains(None, value)
+        if verdict is False and strength == "required":
+            yield run.issue(
+                "error",
+                "not-found",
+                location,
+                "UNABLE_TO_INFER_CODESYSTEM",
+                f"The System URI could not be determined for the code '{value}' in the ValueSet "
+                f"'{expansion.label}'",
+            )
+            yield run.issue(
+                "error",
+                "code-invalid",
+                location,
+                "Terminology_TX_NoValid_16",
+                f"The value provided ('{value}') was not found in the value set {vs_label}, and a "
+                "code is required "
+                f"from this value set  (error message = The System URI could not be determined for the code "
+                f"'{value}' in the ValueSet '{expansion.label}')",
+            )
+        elif verdict is False:
+            yield run.issue(
+                "warning",
+                "code-invalid",
+                location,
+                "Terminology_TX_NoValid_17",
+                f"The value provided ('{value}') was not found in the value set {vs_label}, and a "
+                "code should come "
+                "from this value set unless it has no suitable code (note that the validator "
+                "cannot judge what is suitable)",
+            )
+        return
+    codings = _codings(type_code, value)
+    if codings is None or not codings:
+        return
+    verdicts = [
+        expansion.contains(c.get("system"), c.get("code")) for c in codings if isinstance(c.get("code"), str)
+    ]
+    if not verdicts or any(v is not False for v in verdicts):
+        return
+    shown = ", ".join(f"{c.get('system')}#{c.get('code')}" for c in codings)
+    if type_code == "CodeableConcept":
+        text = (
+            (
+                f"None of the codings provided are in the value set {vs_label}, and a coding from "
+                "this value set is "
+                f"required) (codes = {shown})"
+            )
+            if strength == "required"
+            else (
+                f"None of the codings provided are in the value set {vs_label}, and a coding "
+                "should come from this value "
+                "set unless it has no suitable code (note that the validator cannot judge what is "
+                f"suitable) (codes = {shown})"
+            )
+        )
+        yield run.issue(
+            severity,
+            "code-invalid",
+            location,
+            "Terminology_TX_NoValid_1_CC" if strength == "required" else "Terminology_TX_NoValid_2_CC",
+            text,
+        )
+    else:
+        text = (
+            f"The code provided ({shown}) was not found in the value set {vs_label}, and a code "
+            "from this value set "
+            f"is required: The provided code '{shown}' was not found in the value set '{expansion.label}'"
+        )
+        yield run.issue(
+            severity,
+            "code-invalid",
+            location,
+            "Terminology_TX_Confirm_4a" if strength == "required" else "Terminology_TX_Confirm_5",
+            text,
+        )
+
+
+def _codings(type_code: str, value: Any) -> list[dict] | None:
+    if not isinstance(value, dict):
+        return None
+    if type_code == "CodeableConcept":
+        codings = value.get("coding")
+        return [c for c in codings if isinstance(c, dict)] if isinstance(codings, list) else []
+    if type_code == "Coding":
+        return [value]
+    if type_code == "Quantity" or type_code in (
+        "Age",
+        "Duration",
+        "Distance",
+        "Count",
+        "SimpleQuantity",
+        "Money",
+    ):
+        if value.get("code") is None:
+            return []
+        return [{"system": value.get("system"), "code": value.get("code")}]
+    return None
+
+
+def check_codings_known(run: Run, type_code: str, value: Any, location: str) -> Iterator[Issue]:
+    """A code from a code system we hold in full must exist in it, whatever the binding."""
+    if type_code == "CodeableConcept":
+        codings = value.get("coding") if isinstance(value, dict) else None
+        if not isinstance(codings, list):
+            return
+        items = [(c, f"{location}.coding[{i}]") for i, c in enumerate(codings) if isinstance(c, dict)]
+    else:
+        items = [(value, location)]
+    for coding, where in items:
+        system, code = coding.get("system"), coding.get("code")
+        if not isinstance(system, str) or not isinstance(code, str):
+            continue
+        cs = run.validator.terminology.code_system(system)
+        if cs is None or not cs.complete or not cs.displays or cs.has(code):
+            continue
+        version = f" version '{cs.version}'" if cs.version else ""
+        yield run.issue(
+            "error",
+            "code-invalid",
+            f"{where}.code",
+            "Unknown_Code_in_Version",
+            f"Unknown code '{code}' in the CodeSystem '{system}'{version}",
+        )
+
+
+def member_of(run: Run, value: Any, vs_url: str) -> bool | None:
+    expansion = run.validator.terminology.expand(vs_url)
+    if expansion is None:
+        return None
+    if isinstance(value, str):
+        return expansion.contains(None, value)
+    if isinstance(value, dict):
+        codings = value.get("coding") if "coding" in value else [value]
+        verdicts = [
+            expansion.contains(c.get("system"), c.get("code")) for c in codings or () if isinstance(c, dict)
+        ]
+        if any(v is True for v in verdicts):
+            return True
+        if any(v is None for v in verdicts):
+            return None
+        return False
+    return None

@@ -1,0 +1,140 @@
+"""The public validator: loaded definitions + compiled-profile cache + one walk per resource."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from fhir_dnacpr.definitions.elements import TypeIndex, type_index
+from fhir_dnacpr.issues import Issue, Severity
+from fhir_dnacpr.validation.fhirpath import FhirPathEngine
+from fhir_dnacpr.validation.implied import global_profiles
+from fhir_dnacpr.validation.options import ValidationOptions
+from fhir_dnacpr.validation.registry import Registry
+from fhir_dnacpr.validation.snapshot import SnapshotError, snapshot_elements
+from fhir_dnacpr.validation.structure import CompiledStructure, compile_structure
+from fhir_dnacpr.validation.terminology import Terminology
+from fhir_dnacpr.validation.walker import Run
+
+log = logging.getLogger(__name__)
+MIN_LENGTH_EXT = "http://hl7.org/fhir/StructureDefinition/minLength"
+
+
+class Validator:
+    """Validates FHIR R4 resources (JSON dicts) against base R4 and loaded profiles.
+
+    >>> v = Validator()
+    >>> v.load_ig("profiles/")                       # doctest: +SKIP
+    >>> issues = v.validate(resource, profile="https://example.org/StructureDefinition/X")  # doctest: +SKIP
+
+    Profiles are compiled once (snapshot generated from the differential when needed) and cached;
+    loading more definitions clears the cache.
+    """
+
+    def __init__(self, *, options: ValidationOptions | None = None, registry: Registry | None = None) -> None:
+        self.registry = registry or Registry()
+        self.options = options or ValidationOptions()
+        self.index: TypeIndex = type_index()
+        self.terminology = Terminology(self.registry)
+        self.fhirpath = FhirPathEngine()
+        self._compiled: dict[str, CompiledStructure | None] = {}
+        self._generation = self.registry.generation
+        self.load_problems: list[Issue] = []
+        self._guides: list[dict[str, Any]] = []
+        self._guides_generation = -1
+
+    # -- definitions -------------------------------------------------------------------------
+
+    def load_ig(self, path: str | Path) -> int:
+        """Load conformance resources from a folder, package .tgz, or file; returns how many."""
+        return self.registry.load(path)
+
+    def add_definition(self, resource: dict[str, Any]) -> None:
+        self.registry.add(resource)
+
+    def structure(self, canonical: str) -> CompiledStructure | None:
+        """The compiled profile for a canonical URL (``url`` or ``url|version``), or None."""
+        if self._generation != self.registry.generation:
+            self._compiled.clear()
+            self._generation = self.registry.generation
+        if canonical in self._compiled:
+            return self._compiled[canonical]
+        sd = self.registry.structure(canonical)
+        compiled = None
+        if sd is not None:
+            try:
+                elements = snapshot_elements(sd, self.registry)
+                compiled = compile_structure(sd, elements)
+                _collect_min_lengths(sd, elements)
+            except SnapshotError as exc:
+                log.warning("cannot use %s: %s", canonical, exc)
+                self.load_problems.append(
+                    Issue(
+                        Severity.ERROR,
+                        "processing",
+                        f"Profile {canonical}: error generating snapshot: {exc}",
+                        None,
+                        "Profile___Error_generating_snapshot",
+                    )
+                )
+        self._compiled[canonical] = compiled
+        return compiled
+
+    def global_profiles(self, resource_type: str) -> list[str]:
+        """Profiles that loaded ImplementationGuides declare ``global`` for a resource type."""
+        if self._guides_generation != self.registry.generation:
+            self._guides = list(self.registry.all("ImplementationGuide"))
+            self._guides_generation = self.registry.generation
+        return global_profiles(self._guides, resource_type) if self._guides else []
+
+    def type_structure(self, type_code: str) -> CompiledStructure | None:
+        if not type_code:
+            return None
+        if "/" in type_code:
+            return self.structure(type_code)
+        return self.structure("http://hl7.org/fhir/StructureDefinition/" + type_code)
+
+    # -- validation --------------------------------------------------------------------------
+
+    def validate(
+        self, resource: dict[str, Any], profile: str | None = None, options: ValidationOptions | None = None
+    ) -> list[Issue]:
+        """All issues for one resource: base R4, its ``meta.profile``s, and ``profile`` if given."""
+        return list(self.iter_issues(resource, profile, options))
+
+    def iter_issues(
+        self, resource: dict[str, Any], profile: str | None = None, options: ValidationOptions | None = None
+    ) -> Iterator[Issue]:
+        run = Run(self, options or self.options, resource)
+        rtype = resource.get("resourceType") if isinstance(resource, dict) else None
+        location = rtype if isinstance(rtype, str) else "(resource)"
+        extra = [profile] if profile else []
+        if profile and self.structure(profile) is None:
+            run.add(
+                [
+                    Issue(
+                        Severity.WARNING,
+                        "not-found",
+                        f"Profile reference '{profile}' has not been checked because it could not be found",
+                        location,
+                        "Validation_VAL_Profile_Unknown",
+                    )
+                ]
+            )
+            extra = []
+        run.validate_resource(resource, location, extra)
+        yield from run.issues
+
+    def is_valid(self, resource: dict[str, Any], profile: str | None = None) -> bool:
+        return not any(i.is_error for i in self.iter_issues(resource, profile))
+
+
+def _collect_min_lengths(sd: dict[str, Any], elements: list[dict[str, Any]]) -> None:
+    found = {}
+    for element in elements:
+        for ext in element.get("extension", ()):
+            if ext.get("url") == MIN_LENGTH_EXT and isinstance(ext.get("valueInteger"), int):
+                found[element["id"]] = ext["valueInteger"]
+    sd["_min_length"] = found
