@@ -11,6 +11,12 @@ PACKAGE_NAME = "fhir-dnacpr.profiles"
 # Profiles (StructureDefinitions in profiles/)
 PROFILE_DNACPR_CONSENT = f"{BASE}/StructureDefinition/DnacprDecision"
 PROFILE_ACP_CAREPLAN = f"{BASE}/StructureDefinition/AdvanceCarePlan"
+PROFILE_DNACPR_PATIENT = f"{BASE}/StructureDefinition/DnacprPatient"
+"""UK Core Patient + our NHS number Modulus 11 invariant."""
+PROFILE_DNACPR_PRACTITIONER = f"{BASE}/StructureDefinition/DnacprPractitioner"
+"""UK Core Practitioner + GMC/NMC/HCPC number format invariants."""
+PROFILE_DNACPR_ORGANIZATION = f"{BASE}/StructureDefinition/DnacprOrganization"
+"""UK Core Organization + ODS code format invariant."""
 
 # UK Core profiles our resources claim
 UKCORE = "https://fhir.hl7.org.uk/StructureDefinition"
@@ -50,6 +56,7 @@ VS_CPR_DECISION = f"{BASE}/ValueSet/cpr-decision"
 VS_MENTAL_CAPACITY = f"{BASE}/ValueSet/mental-capacity"
 VS_FORM_TYPE = f"{BASE}/ValueSet/dnacpr-form-type"
 VS_PREFERRED_PLACE_OF_DEATH = f"{BASE}/ValueSet/preferred-place-of-death"
+VS_RELATED_PARTY_ROLE = f"{BASE}/ValueSet/related-party-role"
 
 # Policy basis for ppc-1 (Consent.policy.uri): the MCA 2005 and the joint BMA/RC(UK)/RCN guidance
 POLICY_MCA_2005 = "https://www.legislation.gov.uk/ukpga/2005/9/contents"

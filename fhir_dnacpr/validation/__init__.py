@@ -10,12 +10,12 @@ Issues are ``fhir_dnacpr.issues.Issue``; render with ``fhir_dnacpr.issues.operat
 
 from __future__ import annotations
 
-import os
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from fhir_dnacpr.issues import Issue
+from fhir_dnacpr.resources import profiles_dir
 from fhir_dnacpr.validation.files import iter_ndjson, parse_json_text, read_resource
 from fhir_dnacpr.validation.options import ValidationOptions
 from fhir_dnacpr.validation.validator import Validator
@@ -32,16 +32,11 @@ __all__ = [
     "validate",
 ]
 
-PROFILES_DIR = Path(__file__).resolve().parents[2] / "profiles"
-
-
 @cache
 def default_validator() -> Validator:
     """Base R4 plus the project's ``profiles/`` folder (or ``$FHIR_DNACPR_PROFILES``)."""
     validator = Validator()
-    folder = Path(os.environ.get("FHIR_DNACPR_PROFILES", PROFILES_DIR))
-    if folder.is_dir():
-        validator.load_ig(folder)
+    validator.load_ig(profiles_dir())
     return validator
 
 
