@@ -15,7 +15,10 @@ def main() -> None:
 
 def _register() -> None:
     """Attach each command group; modules are imported here so `--help` lists them all."""
-    # Command modules are added as they land: see fhir_dnacpr/cli/<name>.py, each exposing `command`.
+    from fhir_dnacpr.cli import convert, mapping
+
+    for module in (convert, mapping):
+        main.add_command(module.command)
 
 
 _register()

@@ -34,11 +34,13 @@ class Origin:
 class RawRecord:
     """One record as read: ``data`` is a dict for CSV/JSON rows, an lxml element for XML.
 
-    ``error`` says why the record could not be read (wrong field count, invalid JSON …); such a
-    record carries whatever raw text was seen in ``text`` for the reject file.
+    ``error`` says why the record could not be read (wrong field count, invalid JSON …) and
+    ``error_id`` names that kind of failure stably (``read.csv.field-count``); such a record carries
+    whatever raw text was seen in ``text`` for the reject file.
     """
 
     origin: Origin
     data: Any = None
     text: str | None = None
     error: str | None = None
+    error_id: str | None = None

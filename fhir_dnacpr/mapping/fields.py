@@ -1,0 +1,764 @@
+"""Compiled field mappings: the objects a spec becomes, each able to ``get`` (map) and ``put`` (unmap).
+
+Mapping one record walks this tree once: no spec interpretation at run time, no exceptions on the good
+path, problems reported into a ``Context`` as located ``Issue`` objects whose messages name the source
+path but never a patient's values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+from fhir_dnacpr.issues import Issue, Severity
+from fhir_dnacpr.mapping.dates import DateParser, DateValueError
+from fhir_dnacpr.mapping.paths import ABSENT, Accessor, Column, JsonPath, ShapeError
+
+_DATE_CACHE_SIZE = 4096
+INVALID: Any = type("Invalid", (), {"__repr__": lambda self: "INVALID", "__bool__": lambda self: False})()
+"""A value that was present but wrong; its issue is already in the context."""
+MISSING: Any = object()
+
+
+class UnmapError(ValueError):
+    """A canonical record that cannot be written back in the spec's layout without losing data."""
+
+
+class Flagged:
+    """A special source value (``Indefinite``): the field stays empty and sibling fields are set."""
+
+    __slots__ = ("sets", "source")
+
+    def __init__(self, sets: dict[str, Any], source: str) -> None:
+        self.sets = sets
+        self.source = source
+
+
+class Context:
+    """Per-record state: collected issues, the item prefix inside lists, and today's date."""
+
+    __slots__ = ("issues", "prefix", "today")
+
+    def __init__(self, today: date) -> None:
+        self.issues: list[Issue] = []
+        self.prefix = ""
+        self.today = today
+
+    def add(self, severity: Severity, code: str, message_id: str, message: str, location: str | None) -> None:
+        self.issues.append(Issue(severity, code, message, location, message_id))
+
+
+class Node:
+    """Common shape: ``get(data, ctx)`` → value | ABSENT | INVALID | Flagged; ``put(value, out)``."""
+
+    label: str = ""
+    line: int | None = None
+    accessors: tuple[Accessor, ...] = ()
+
+    def get(self, data: Any, ctx: Context) -> Any:
+        raise NotImplementedError
+
+    def put(self, value: Any, out: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def where(self, ctx: Context) -> str:
+        acc = self.accessors[0] if self.accessors else None
+        if acc is None:
+            return f"the spec's {self.label}"
+        word = acc.where.split(" ", 1)[0]
+        return f"{word} {ctx.prefix}{acc.text}" if acc.text != "." else f"{ctx.prefix.rstrip('.')}"
+
+    def location(self, ctx: Context) -> str:
+        acc = self.accessors[0] if self.accessors else None
+        if acc is None:
+            return self.label
+        return f"{ctx.prefix}{acc.text}" if acc.text != "." else ctx.prefix.rstrip(".")
+
+    def spec_line(self) -> str:
+        return f" (mapping spec line {self.line})" if self.line else ""
+
+
+class Scalar(Node):
+    """One model field from one or more source paths, through trim, nulls, specials, map and type."""
+
+    __slots__ = (
+        "accessors",
+        "check",
+        "convert",
+        "default",
+        "format_back",
+        "get",
+        "ignore_case",
+        "inverse",
+        "join",
+        "kind",
+        "label",
+        "line",
+        "lower",
+        "many",
+        "mapping",
+        "native",
+        "nulls",
+        "one",
+        "special",
+        "split",
+        "trim",
+        "unmapped",
+        "upper",
+    )
+
+    def __init__(
+        self,
+        *,
+        label: str,
+        line: int | None,
+        kind: str,
+        many: bool,
+        accessors: tuple[Accessor, ...],
+        convert: Callable[[str, Context, Scalar], Any],
+        format_back: Callable[[Any], Any],
+        join: str = " ",
+        trim: bool = True,
+        nulls: frozenset[str] = frozenset(),
+        special: dict[str, Flagged] | None = None,
+        upper: bool = False,
+        lower: bool = False,
+        split: str | None = None,
+        mapping: dict[str, Any] | None = None,
+        inverse: dict[Any, str] | None = None,
+        ignore_case: bool = True,
+        unmapped: str = "error",
+        check: Callable[[Any, Context, Scalar], Any] | None = None,
+        native: bool = False,
+        default: Any = None,
+    ) -> None:
+        self.default = default
+        self.label = label
+        self.line = line
+        self.kind = kind
+        self.many = many
+        self.accessors = accessors
+        self.convert = convert
+        self.format_back = format_back
+        self.join = join
+        self.trim = trim
+        self.nulls = nulls
+        self.special = special or None
+        self.upper = upper
+        self.lower = lower
+        self.split = split
+        self.mapping = mapping
+        self.inverse = inverse
+        self.ignore_case = ignore_case
+        self.unmapped = unmapped
+        self.check = check
+        self.native = native
+        self._build()
+
+    # -- map ---------------------------------------------------------------------------------
+    def _raw(self, data: Any, ctx: Context) -> Any:
+        accessors = self.accessors
+        try:
+            if len(accessors) == 1:
+                return accessors[0].get(data)
+            values = [a.get(data) for a in accessors]
+        except ShapeError as exc:
+            ctx.add(Severity.ERROR, exc.code, exc.message_id, exc.message, self.location(ctx))
+            return INVALID
+        if self.many:
+            out: list[Any] = []
+            for v in values:
+                if isinstance(v, list):
+                    out.extend(v)
+                elif v is not ABSENT and v is not None:
+                    out.append(v)
+            return out or ABSENT
+        parts = []
+        for v in values:
+            if v is ABSENT or v is None:
+                continue
+            if isinstance(v, dict | list):
+                self._wrong_type(ctx, v)
+                return INVALID
+            text = str(v).strip() if self.trim else str(v)
+            if text and text.lower() not in self.nulls:
+                parts.append(text)
+        return self.join.join(parts) if parts else ABSENT
+
+    def _build(self) -> None:
+        """Specialise ``get`` and ``one`` for this field's options: closures over plain locals, with
+        a fast path for a blank CSV cell; this is the mapping hot loop.
+        """
+        self.one = _make_one(self)
+        one = self.one
+        accessors = self.accessors
+        many = self.many
+        if self.many:
+            self.get = self._get_general
+            return
+        if len(accessors) == 1 and isinstance(accessors[0], Column):
+            column = accessors[0].name
+            missing = self._missing_column
+
+            def get_column(data: Any, ctx: Context) -> Any:
+                try:
+                    value = data[column]
+                except (KeyError, TypeError):
+                    return missing(data, ctx)
+                if not value:
+                    return ABSENT
+                return one(value, ctx)
+
+            self.get = get_column
+            return
+        del many
+        self.get = self._get_general
+
+    def _missing_column(self, data: Any, ctx: Context) -> Any:
+        try:
+            self.accessors[0].get(data)
+        except ShapeError as exc:
+            ctx.add(Severity.ERROR, exc.code, exc.message_id, exc.message, self.location(ctx))
+        return INVALID
+
+    def _get_general(self, data: Any, ctx: Context) -> Any:
+        try:
+            raw = self.accessors[0].get(data) if len(self.accessors) == 1 else self._raw(data, ctx)
+        except ShapeError as exc:
+            ctx.add(Severity.ERROR, exc.code, exc.message_id, exc.message, self.location(ctx))
+            return INVALID
+        if raw is ABSENT or raw is None or raw is INVALID:
+            return raw if raw is INVALID else ABSENT
+        if self.many:
+            return self._many(raw, ctx)
+        return self.one(raw, ctx)
+
+    def _native(self, raw: Any, ctx: Context) -> Any:
+        """A JSON number or boolean: used as is when the field takes one, else read as text."""
+        kind = type(raw)
+        if kind is bool:
+            if self.mapping is None and self.kind == "bool":
+                return _Done(raw)
+            return "true" if raw else "false"
+        if kind is int or kind is float:
+            if self.mapping is None and self.kind == "int" and float(raw).is_integer():
+                value = int(raw)
+                return _Done(value if self.check is None else self.check(value, ctx, self))
+            return str(int(raw)) if kind is float and raw.is_integer() else str(raw)
+        self._wrong_type(ctx, raw)
+        return _Done(INVALID)
+
+    def _many(self, raw: Any, ctx: Context) -> Any:
+        values = raw if isinstance(raw, list) else [raw]
+        out = []
+        one = self.one
+        for value in values:
+            parts = value.split(self.split) if isinstance(value, str) and self.split is not None else [value]
+            for part in parts:
+                if part is None:
+                    continue
+                result = one(part, ctx)
+                if result is INVALID:
+                    return INVALID
+                if result is not ABSENT and not isinstance(result, Flagged):
+                    out.append(result)
+        return tuple(out) if out else ABSENT
+
+    def _wrong_type(self, ctx: Context, value: Any) -> None:
+        from fhir_dnacpr.sources.json import json_type_name
+
+        found = f"{len(value)} values" if isinstance(value, list) else json_type_name(value)
+        ctx.add(
+            Severity.ERROR,
+            "structure",
+            "mapping.value.wrong-type",
+            f"expected a single value in {self.where(ctx)} for {self.label} but found {found}; correct the "
+            f"export or the path{self.spec_line()}",
+            self.location(ctx),
+        )
+
+    def fail(self, ctx: Context, code: str, message_id: str, what: str, fix: str) -> Any:
+        ctx.add(Severity.ERROR, code, message_id, f"{what} in {self.where(ctx)} {fix}", self.location(ctx))
+        return INVALID
+
+    # -- unmap -------------------------------------------------------------------------------
+    def render(self, value: Any) -> Any:
+        """The source form of one model value (inverse map, date format, Y/N …)."""
+        if self.inverse is not None:
+            key = self.inverse.get(_inverse_key(value), MISSING)
+            if key is MISSING:
+                if self.unmapped == "keep":
+                    return self.format_back(value)
+                raise UnmapError(
+                    f"{self.label}: the value has no entry in the value map{self.spec_line()}, so it "
+                    "cannot be written back"
+                )
+            return key
+        return self.format_back(value)
+
+    def put(self, value: Any, out: dict[str, Any]) -> None:
+        if not self.accessors:
+            return
+        first = self.accessors[0]
+        if value is None or value == ():
+            _blank(self.accessors, out)
+            return
+        if self.many:
+            rendered = [self.render(v) for v in value]
+            if self.split is not None:
+                self._spread([self.split.join(str(r) for r in rendered)], out)
+            elif len(self.accessors) > 1:
+                self._spread(rendered, out)
+            elif isinstance(first, JsonPath):
+                first.put(out, rendered)
+            elif len(rendered) == 1:
+                first.put(out, rendered[0])
+            else:
+                raise UnmapError(
+                    f"{self.label}: {len(rendered)} values but one source field and no split:"
+                    f"{self.spec_line()}; add split: to write them back"
+                )
+            return
+        self._spread([self.render(value)], out)
+
+    def _spread(self, values: list[Any], out: dict[str, Any]) -> None:
+        accessors = self.accessors
+        if len(values) > len(accessors):
+            raise UnmapError(
+                f"{self.label}: {len(values)} values but only {len(accessors)} source fields"
+                f"{self.spec_line()}; the rest cannot be written back"
+            )
+        for i, acc in enumerate(accessors):
+            if i < len(values):
+                acc.put(out, values[i])
+            else:
+                _blank((acc,), out)
+
+
+def _blank(accessors: tuple[Accessor, ...], out: dict[str, Any]) -> None:
+    """An empty CSV column is written as "" unless another field already wrote that column."""
+    for acc in accessors:
+        if isinstance(acc, Column):
+            out.setdefault(acc.name, "")
+
+
+class _Done:
+    """A final result from ``_native`` (already converted and checked)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def _make_one(node: Scalar) -> Callable[[Any, Context], Any]:
+    """The per-value pipeline (trim, nulls, special, case, map, convert, check) as one closure."""
+    trim = node.trim
+    nulls = node.nulls
+    special = node.special
+    upper = node.upper
+    lower = node.lower
+    mapping = node.mapping
+    ignore_case = node.ignore_case
+    convert = node.convert
+    check = node.check
+    native = node._native
+    # Only values no longer than the longest null/special word need lower-casing to compare.
+    short_plain = max((len(v) for v in (*nulls, *(special or ()))), default=-1)
+    plain = node.kind == "str" and not (special or upper or lower or mapping is not None or check)
+
+    if plain and trim:
+
+        def one_plain(raw: Any, ctx: Context) -> Any:
+            if type(raw) is not str:
+                raw = native(raw, ctx)
+                if type(raw) is _Done:
+                    return raw.value
+            value = raw.strip()
+            if not value:
+                return ABSENT
+            if len(value) <= short_plain and value.lower() in nulls:
+                return ABSENT
+            return value
+
+        return one_plain
+
+    # One lookup answers the common cases: null words, special words and (case-insensitive) map hits.
+    quick: dict[str, Any] = {}
+    if mapping is not None and ignore_case:
+        quick.update({k: (ABSENT if v is None else v) for k, v in mapping.items()})
+    quick.update(special or {})
+    quick.update(dict.fromkeys(nulls, ABSENT))
+    always = mapping is not None and ignore_case
+    short = max((len(k) for k in quick), default=-1)
+
+    def one(raw: Any, ctx: Context) -> Any:
+        if type(raw) is str:
+            value = raw.strip() if trim else raw
+        else:
+            value = native(raw, ctx)
+            if type(value) is _Done:
+                return value.value
+        if not value:
+            return ABSENT
+        if always or len(value) <= short:
+            hit = quick.get(value.lower())
+            if hit is not None:
+                return hit
+        if upper:
+            value = value.upper()
+        elif lower:
+            value = value.lower()
+        if mapping is not None:
+            if not ignore_case:
+                target = mapping.get(value, MISSING)
+                if target is not MISSING:
+                    return ABSENT if target is None else target
+            return _unmapped(node, value, ctx)
+        result = convert(value, ctx, node)
+        if result is INVALID or check is None:
+            return result
+        return check(result, ctx, node)
+
+    return one
+
+
+def _unmapped(node: Scalar, value: str, ctx: Context) -> Any:
+    """A value the field's map does not know: reject, keep (convert as is) or leave out with a warning."""
+    if node.unmapped == "keep":
+        result = node.convert(value, ctx, node)
+        if result is INVALID or node.check is None:
+            return result
+        return node.check(result, ctx, node)
+    if node.unmapped == "blank":
+        ctx.add(
+            Severity.WARNING,
+            "code-unknown",
+            "mapping.value-map.blanked",
+            f"the value in {node.where(ctx)} is not in the value map for {node.label} and was left "
+            f"out (unmapped: blank{node.spec_line()})",
+            node.location(ctx),
+        )
+        return ABSENT
+    ctx.add(
+        Severity.ERROR,
+        "code-invalid",
+        "mapping.value-map.unknown",
+        f"the value in {node.where(ctx)} is not in the value map for {node.label}; add it to "
+        f"map:{node.spec_line()} or correct the source",
+        node.location(ctx),
+    )
+    return INVALID
+
+
+def _inverse_key(value: Any) -> Any:
+    from fhir_dnacpr.model import Coded
+
+    if isinstance(value, Coded):
+        return (value.system, value.code) if value.code else ("text", value.text)
+    return value
+
+
+class Const(Node):
+    """A constant model value (``const:``): never read, never written back, not evidence of data."""
+
+    __slots__ = ("label", "line", "value")
+
+    def __init__(self, label: str, line: int | None, value: Any) -> None:
+        self.label = label
+        self.line = line
+        self.value = value
+
+    def get(self, data: Any, ctx: Context) -> Any:
+        return self.value
+
+    def put(self, value: Any, out: dict[str, Any]) -> None:
+        return None
+
+
+class ObjectSpec(Node):
+    """A model dataclass built from its field nodes; absent when no field found source data."""
+
+    __slots__ = (
+        "cls",
+        "consts",
+        "defaults",
+        "drop_if_incomplete",
+        "fields",
+        "finish",
+        "label",
+        "line",
+        "nodes",
+        "required",
+    )
+
+    def __init__(
+        self,
+        *,
+        cls: type,
+        label: str,
+        line: int | None,
+        nodes: list[tuple[str, Node]],
+        consts: dict[str, Any],
+        defaults: dict[str, Any],
+        required: tuple[str, ...],
+        drop_if_incomplete: bool,
+    ) -> None:
+        self.cls = cls
+        self.label = label
+        self.line = line
+        self.nodes = nodes
+        self.consts = consts
+        self.defaults = defaults
+        self.required = required
+        self.drop_if_incomplete = drop_if_incomplete
+        self.finish: Callable[[ObjectSpec, dict[str, Any], Context], None] | None = None
+        """Optional last touch on the arguments (fill a known display, warn on a bad number)."""
+        self.fields: Callable[..., Any] = _generate_fields(self)
+        """``fields(data, ctx, force=False)``: the constructor arguments, or ABSENT / INVALID."""
+
+    def _complete(self, kwargs: dict[str, Any], ctx: Context) -> Any:
+        for name, value in self.defaults.items():
+            if name not in kwargs:
+                kwargs[name] = value
+        for name in self.required:
+            if name not in kwargs:
+                return self._incomplete(name, ctx)
+        return kwargs
+
+    def get(self, data: Any, ctx: Context) -> Any:
+        kwargs = self.fields(data, ctx)
+        if kwargs is ABSENT or kwargs is INVALID:
+            return kwargs
+        if self.finish is not None:
+            self.finish(self, kwargs, ctx)
+        return self.cls(**kwargs)
+
+    def _incomplete(self, name: str, ctx: Context) -> Any:
+        node = dict(self.nodes).get(name)
+        where = node.location(ctx) if node is not None else f"{ctx.prefix}{self.label}.{name}"
+        if self.drop_if_incomplete:
+            ctx.add(
+                Severity.WARNING,
+                "incomplete",
+                "mapping.item.dropped",
+                f"the {self.label} at {ctx.prefix or 'this record'} has details but no {name}, so it was "
+                "left out; add the missing value in the source",
+                where,
+            )
+            return ABSENT
+        mapped = f" (mapped from {node.where(ctx)})" if node is not None else ""
+        ctx.add(
+            Severity.ERROR,
+            "required",
+            "mapping.required.missing",
+            f"{self.label}.{name} is required but the record has no value{mapped}; add it in the source",
+            where,
+        )
+        return INVALID
+
+    def put(self, value: Any, out: dict[str, Any]) -> None:
+        for name, node in self.nodes:
+            field_value = None if value is None else getattr(value, name)
+            if value is not None and isinstance(node, Scalar) and node.special and field_value is None:
+                flag = _special_for(node, value)
+                if flag is not None:
+                    node.accessors[0].put(out, flag)
+                    continue
+            node.put(field_value, out)
+
+
+def _generate_fields(spec: ObjectSpec) -> Callable[..., Any]:
+    """Write ``fields`` for one object as straight-line Python (as dataclasses writes ``__init__``).
+
+    The hot path of mapping a CSV row is "look up a cell, skip it if blank"; unrolled, that is a dict
+    lookup and a truth test per field, with no loop, tuple unpacking or call for blank cells.
+    """
+    env: dict[str, Any] = {
+        "ABSENT": ABSENT,
+        "INVALID": INVALID,
+        "Flagged": Flagged,
+        "consts": spec.consts,
+        "complete": spec._complete,
+    }
+    body = [
+        "def fields(data, ctx, force=False):",
+        "    kwargs = consts.copy()",
+        "    found = False",
+        "    invalid = False",
+    ]
+    for i, (name, node) in enumerate(spec.nodes):
+        accessor = node.accessors[0] if node.accessors else None
+        single_column = len(node.accessors) == 1 and isinstance(accessor, Column)
+        if isinstance(node, Scalar) and not node.many and single_column:
+            env[f"one{i}"] = node.one
+            env[f"missing{i}"] = node._missing_column
+            body += [
+                "    try:",
+                f"        v = data[{accessor.name!r}]",
+                "    except (KeyError, TypeError):",
+                f"        v = missing{i}(data, ctx)",
+                "    else:",
+                f"        v = one{i}(v, ctx) if v else ABSENT",
+            ]
+        else:
+            env[f"get{i}"] = node.get
+            body.append(f"    v = get{i}(data, ctx)")
+        body += [
+            "    if v is not ABSENT:",
+            "        if v is INVALID:",
+            "            invalid = True",
+            "        else:",
+            "            found = True",
+            "            if v.__class__ is Flagged:",
+            "                kwargs.update(v.sets)",
+            "            else:",
+            f"                kwargs[{name!r}] = v",
+        ]
+    body += [
+        "    if not found and not force:",
+        "        return INVALID if invalid else ABSENT",
+        "    if invalid:",
+        "        return INVALID",
+        "    return complete(kwargs, ctx)",
+    ]
+    exec(compile("\n".join(body), f"<mapping {spec.label}>", "exec"), env)
+    return env["fields"]
+
+
+def _special_for(node: Scalar, value: Any) -> str | None:
+    for flagged in (node.special or {}).values():
+        if all(getattr(value, k, None) == v for k, v in flagged.sets.items()):
+            return flagged.source
+    return None
+
+
+class FixedList(Node):
+    """A list field written as a YAML list: one item spec each (``nok1_*``, ``nok2_*`` columns)."""
+
+    __slots__ = ("items", "label", "line")
+
+    def __init__(self, label: str, line: int | None, items: list[Node]) -> None:
+        self.label = label
+        self.line = line
+        self.items = items
+
+    def get(self, data: Any, ctx: Context) -> Any:
+        out = []
+        invalid = False
+        for item in self.items:
+            value = item.get(data, ctx)
+            if value is INVALID:
+                invalid = True
+            elif value is not ABSENT:
+                out.append(value)
+        if invalid:
+            return INVALID
+        return tuple(out) if out else ABSENT
+
+    def put(self, value: Any, out: dict[str, Any]) -> None:
+        values = tuple(value or ())
+        if len(values) > len(self.items):
+            raise UnmapError(
+                f"{self.label}: {len(values)} items but the spec maps {len(self.items)}"
+                f" (mapping spec line {self.line}); the rest cannot be written back"
+            )
+        for i, item in enumerate(self.items):
+            item.put(values[i] if i < len(values) else None, out)
+
+
+class EachList(Node):
+    """A list field from repeating source items (``each:``): a JSON array, XML elements, split text."""
+
+    __slots__ = ("accessors", "item", "label", "line", "split")
+
+    def __init__(
+        self, label: str, line: int | None, accessor: Accessor, split: str | None, item: Node
+    ) -> None:
+        self.label = label
+        self.line = line
+        self.accessors = (accessor,)
+        self.split = split
+        self.item = item
+
+    def get(self, data: Any, ctx: Context) -> Any:
+        accessor = self.accessors[0]
+        try:
+            items = accessor.items(data)
+        except ShapeError as exc:
+            ctx.add(Severity.ERROR, exc.code, exc.message_id, exc.message, self.location(ctx))
+            return INVALID
+        if self.split is not None:
+            parts: list[Any] = []
+            for item in items:
+                if isinstance(item, str):
+                    parts.extend(p.strip() for p in item.split(self.split) if p.strip())
+                else:
+                    parts.append(item)
+            items = parts
+        out = []
+        invalid = False
+        saved = ctx.prefix
+        for i, item in enumerate(items):
+            ctx.prefix = f"{saved}{accessor.text}[{i}]."
+            value = self.item.get(item, ctx)
+            if value is INVALID:
+                invalid = True
+            elif value is not ABSENT:
+                out.append(value)
+        ctx.prefix = saved
+        if invalid:
+            return INVALID
+        return tuple(out) if out else ABSENT
+
+    def put(self, value: Any, out: dict[str, Any]) -> None:
+        accessor = self.accessors[0]
+        values = tuple(value or ())
+        rendered = []
+        for item in values:
+            holder: dict[str, Any] = {}
+            self.item.put(item, holder)
+            rendered.append(holder.get(".", holder) if "." in holder else holder)
+        if self.split is not None:
+            accessor.put(out, self.split.join(str(r) for r in rendered))
+        elif isinstance(accessor, JsonPath):
+            if rendered:
+                accessor.put(out, rendered)
+        else:
+            raise UnmapError(f"{self.label}: items cannot be written back to {accessor.where}")
+
+
+def date_converter(parser: DateParser, method: str) -> Callable[[str, Context, Scalar], Any]:
+    parse = getattr(parser, method)
+    cache: dict[str, Any] = {}  # dates repeat across records; parsed values are immutable
+
+    def convert(value: str, ctx: Context, node: Scalar) -> Any:
+        hit = cache.get(value)
+        if hit is not None:
+            return hit
+        try:
+            parsed = parse(value)
+        except DateValueError as exc:
+            if exc.impossible:
+                return node.fail(
+                    ctx,
+                    "value",
+                    "mapping.date.impossible",
+                    "the date",
+                    "is not a real calendar date (e.g. 31 February); correct it in the source system",
+                )
+            return node.fail(
+                ctx,
+                "value",
+                "mapping.date.unparseable",
+                "the date",
+                f"does not match the formats {parser.describe()}; correct the value or add its format to "
+                f"formats:{node.spec_line()}",
+            )
+        if len(cache) >= _DATE_CACHE_SIZE:
+            cache.clear()
+        cache[value] = parsed
+        return parsed
+
+    return convert

@@ -1,0 +1,328 @@
+"""A compiled mapping spec, applied to each record. Build one with ``load_spec`` (``mapping.load``).
+
+``spec.read(path)`` streams the export's raw records; ``spec.map(raw)`` is a pure function from one raw
+record to a ``MapResult`` (a ``CareRecord`` or the issues that stop it); ``spec.redact(raw)`` masks
+identifiers and free text for the reject file; ``spec.unmap(record)`` writes a canonical record back in
+the spec's field names (flat CSV and JSON specs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+from fhir_dnacpr import model
+from fhir_dnacpr.issues import Issue, Severity
+from fhir_dnacpr.mapping.fields import INVALID, Context, Node, ObjectSpec, Scalar, UnmapError
+from fhir_dnacpr.mapping.paths import ABSENT, Accessor
+from fhir_dnacpr.mapping.redact import MASK, redact_flat, redact_json, redact_xml
+from fhir_dnacpr.sources.base import Origin, RawRecord
+from fhir_dnacpr.sources.dispatch import open_source
+
+SECTIONS = ("decision", "plan")
+
+
+@dataclass(frozen=True, slots=True)
+class MapResult:
+    """What mapping one raw record gave: a record (possibly with warnings) or None plus the errors."""
+
+    record: model.CareRecord | None
+    issues: list[Issue] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.record is not None
+
+
+@dataclass
+class SourceOptions:
+    format: str
+    encoding: str | None = None
+    delimiter: str | None = None
+    quotechar: str | None = None
+    record_path: str | None = None
+    namespaces: dict[str, str] = field(default_factory=dict)
+    array_path: str | None = None
+
+    def reader_options(self) -> dict[str, Any]:
+        if self.format == "csv":
+            return {"encoding": self.encoding, "delimiter": self.delimiter, "quotechar": self.quotechar}
+        if self.format == "xml":
+            return {"record_path": self.record_path, "namespaces": self.namespaces}
+        if self.format == "json":
+            return {"array_path": self.array_path, "encoding": self.encoding}
+        return {}
+
+
+@dataclass
+class Section:
+    name: str
+    spec: ObjectSpec
+    present_if: Accessor | None = None
+
+
+class MappingSpec:
+    """A compiled spec. Build with ``load_spec``; safe to share between threads; pickles as its text."""
+
+    def __init__(
+        self,
+        *,
+        text: str,
+        name: str,
+        source: SourceOptions,
+        source_system: str,
+        id_key_env: str | None,
+        record_id: Scalar,
+        last_updated: Scalar | None,
+        patient: ObjectSpec,
+        sections: list[Section],
+        safe_paths: set[str],
+        keep: set[str],
+        mask: set[str],
+        today: date | None,
+    ) -> None:
+        self.text = text
+        self.name = name
+        self.source = source
+        self.source_system = source_system
+        self.id_key_env = id_key_env
+        self.record_id = record_id
+        self.last_updated = last_updated
+        self.patient = patient
+        self.sections = sections
+        self.safe_paths = (safe_paths | keep) - mask
+        self.today = today
+        self.yields = tuple(s.name for s in sections)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        from fhir_dnacpr.mapping.load import spec_from_text
+
+        return (spec_from_text, (self.text, self.name, self.today))
+
+    @property
+    def format(self) -> str:
+        return self.source.format
+
+    # -- reading -------------------------------------------------------------------------------
+    def read(self, path: str | Path) -> Iterator[RawRecord]:
+        """Stream the raw records of an export in this spec's layout."""
+        return open_source(path, self.source.format, **self.source.reader_options())
+
+    # -- mapping -------------------------------------------------------------------------------
+    def map(self, raw: RawRecord, *, today: date | None = None) -> MapResult:
+        """Map one raw record; pure (same input, same output) apart from ``today`` when not fixed."""
+        if raw.error is not None:
+            message_id = raw.error_id or "read.error"
+            return MapResult(None, [Issue(Severity.ERROR, "structure", raw.error, None, message_id)])
+        data = raw.data
+        if self.source.format == "xml" and isinstance(data, bytes | str):
+            data = etree.fromstring(data.encode() if isinstance(data, str) else data)
+        ctx = Context(today or self.today or date.today())
+        record_id = self.record_id.get(data, ctx)
+        if record_id is ABSENT:
+            ctx.add(
+                Severity.ERROR,
+                "required",
+                "mapping.record-id.missing",
+                f"the record has no id in {self.record_id.where(ctx)}; every record needs one (record_id)",
+                self.record_id.location(ctx),
+            )
+        last_updated = self.last_updated.get(data, ctx) if self.last_updated is not None else None
+        patient = self.patient.fields(data, ctx, force=True)
+        built: dict[str, Any] = {}
+        for section in self.sections:
+            if section.present_if is not None and not _present(section.present_if, data):
+                continue
+            built[section.name] = section.spec.fields(data, ctx, force=True)
+        if not built and not _has_errors(ctx.issues):
+            ctx.add(
+                Severity.ERROR,
+                "required",
+                "mapping.record.empty",
+                "the record holds neither a CPR decision nor a care plan (present_if fields are blank)",
+                None,
+            )
+        if (ctx.issues and _has_errors(ctx.issues)) or record_id is INVALID or patient is INVALID:
+            return MapResult(None, _distinct(ctx.issues))
+        source = model.SourceRef(
+            system=self.source_system,
+            record_id=str(record_id),
+            last_updated=None if last_updated in (ABSENT, INVALID) else last_updated,
+            file=raw.origin.file,
+            location=_location(raw.origin),
+        )
+        person = model.Person(**patient)
+        decision = plan = None
+        if "decision" in built:
+            decision = model.CprDecision(source=source, patient=person, **built["decision"])
+            self._check_decision(decision, ctx)
+        if "plan" in built:
+            kwargs = built["plan"]
+            if decision is not None and "cpr_decision_record_id" not in kwargs:
+                kwargs = {**kwargs, "cpr_decision_record_id": source.record_id}
+            plan = model.AdvanceCarePlan(source=source, patient=person, **kwargs)
+            self._check_plan(plan, ctx)
+        if not ctx.issues:
+            return MapResult(model.CareRecord(decision=decision, plan=plan), [])
+        if _has_errors(ctx.issues):
+            return MapResult(None, ctx.issues)
+        warnings = tuple(i.message for i in ctx.issues)
+        return MapResult(model.CareRecord(decision=decision, plan=plan, warnings=warnings), ctx.issues)
+
+    def _node(self, section: str, name: str) -> Node | None:
+        for s in self.sections:
+            if s.name == section:
+                return dict(s.spec.nodes).get(name)
+        return None
+
+    def _where(self, section: str, name: str, ctx: Context) -> tuple[str, str]:
+        node = self._node(section, name)
+        if node is None:
+            return f"{section}.{name}", f"{section}.{name}"
+        return node.where(ctx), node.location(ctx)
+
+    def _check_decision(self, decision: model.CprDecision, ctx: Context) -> None:
+        decided = _day(decision.decision_date)
+        if decided > ctx.today:
+            where, location = self._where("decision", "decision_date", ctx)
+            ctx.add(
+                Severity.ERROR,
+                "value",
+                "mapping.decision-date.future",
+                f"the decision date in {where} is in the future; correct it in the source system",
+                location,
+            )
+        if decision.review_date is not None and decision.review_date < decided:
+            where, location = self._where("decision", "review_date", ctx)
+            ctx.add(
+                Severity.ERROR,
+                "invariant",
+                "mapping.review-date.before-decision",
+                f"the review date in {where} is before the decision date; correct one of them in the source",
+                location,
+            )
+        if decision.review_date is not None and decision.review_indefinite:
+            where, location = self._where("decision", "review_date", ctx)
+            ctx.add(
+                Severity.WARNING,
+                "value",
+                "mapping.review-date.indefinite-and-dated",
+                f"the review in {where} is both dated and marked indefinite; the date is kept",
+                location,
+            )
+        for name, value in (
+            ("recorded_date", decision.recorded_date),
+            ("discussion_date", decision.discussion_date),
+        ):
+            if value is not None and _day(value) > ctx.today:
+                where, location = self._where("decision", name, ctx)
+                ctx.add(
+                    Severity.WARNING,
+                    "value",
+                    "mapping.date.future",
+                    f"the date in {where} is in the future; check it in the source system",
+                    location,
+                )
+
+    def _check_plan(self, plan: model.AdvanceCarePlan, ctx: Context) -> None:
+        if plan.created is not None and _day(plan.created) > ctx.today:
+            where, location = self._where("plan", "created", ctx)
+            ctx.add(
+                Severity.ERROR,
+                "value",
+                "mapping.date.future",
+                f"the plan date in {where} is in the future; correct it in the source system",
+                location,
+            )
+
+    # -- reject file ---------------------------------------------------------------------------
+    def redact(self, raw: RawRecord) -> dict[str, Any]:
+        """A copy of the raw record safe for a reject file: only values mapped to non-identifying,
+        non-free-text fields are shown; everything else (identifiers, names, contact details,
+        rationale, wishes, notes, unmapped columns) becomes ``***``. Blanks stay blank.
+        """
+        if raw.error is not None or raw.data is None:
+            length = len(raw.text or "")
+            return {"text": f"{MASK} ({length} characters not shown)"} if length else {}
+        data = raw.data
+        if self.source.format == "csv":
+            return redact_flat(data, self.safe_paths)
+        if self.source.format == "xml":
+            if isinstance(data, bytes | str):
+                data = etree.fromstring(data.encode() if isinstance(data, str) else data)
+            return redact_xml(data, self.safe_paths, self.source.namespaces)
+        return redact_json(data, "", self.safe_paths)
+
+    # -- reverse direction ---------------------------------------------------------------------
+    def unmap(self, record: model.CareRecord) -> dict[str, Any]:
+        """The record in this spec's source field names (inverse transforms), for flat CSV/JSON specs.
+
+        Raises ``UnmapError`` when the layout cannot hold the record without loss (more related people
+        than mapped columns, a code with no value-map entry) and for XML specs (not supported).
+        """
+        if self.source.format == "xml":
+            raise UnmapError(
+                "unmap is not supported for XML specs: write CSV or JSON with a flat spec instead"
+            )
+        out: dict[str, Any] = {}
+        item = record.decision or record.plan
+        if item is None:
+            raise UnmapError("the record holds neither a decision nor a plan")
+        self.record_id.put(item.source.record_id, out)
+        if self.last_updated is not None:
+            self.last_updated.put(item.source.last_updated, out)
+        self.patient.put(record.patient, out)
+        for section in self.sections:
+            value = getattr(record, section.name)
+            if value is None and section.present_if is None:
+                raise UnmapError(f"the spec always yields a {section.name} but the record has none")
+            section.spec.put(value, out)
+        return out
+
+
+def _present(accessor: Accessor, data: Any) -> bool:
+    try:
+        value = accessor.get(data)
+    except Exception:
+        return True  # let the mapping report the shape problem
+    if value is ABSENT or value is None:
+        return False
+    return not (isinstance(value, str) and not value.strip())
+
+
+def _distinct(issues: list[Issue]) -> list[Issue]:
+    """One issue per message: a wrong shape high up (``patient`` is a string) fails every path below it."""
+    seen: set[str] = set()
+    out = []
+    for issue in issues:
+        if issue.message not in seen:
+            seen.add(issue.message)
+            out.append(issue)
+    return out
+
+
+def _has_errors(issues: list[Issue]) -> bool:
+    return any(i.severity is Severity.ERROR or i.severity is Severity.FATAL for i in issues)
+
+
+def _day(value: date | datetime) -> date:
+    return value.date() if isinstance(value, datetime) else value
+
+
+def _location(origin: Origin) -> str:
+    parts = []
+    if origin.line is not None:
+        parts.append(f"line {origin.line}")
+    if origin.index is not None:
+        parts.append(f"record {origin.index}")
+    if origin.path:
+        parts.append(origin.path)
+    return ", ".join(parts)
+
+
+__all__ = ["MASK", "SECTIONS", "MapResult", "MappingSpec", "Section", "SourceOptions"]
