@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from server_fixture import fhir_base_url  # noqa: F401  (session fixture: the real HAPI server)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,3 +33,4 @@ def shared() -> Path:
 @pytest.fixture(scope="session")
 def examples_dir() -> Path:
     return REPO_ROOT / "examples"
+
