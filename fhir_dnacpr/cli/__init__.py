@@ -15,9 +15,9 @@ def main() -> None:
 
 def _register() -> None:
     """Attach each command group; modules are imported here so `--help` lists them all."""
-    from fhir_dnacpr.cli import convert, mapping
+    from fhir_dnacpr.cli import audit, convert, mapping
 
-    for module in (convert, mapping):
+    for module in (convert, mapping, audit):
         main.add_command(module.command)
 
 

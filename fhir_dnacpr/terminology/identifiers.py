@@ -21,7 +21,7 @@ def is_valid_nhs_number(value: str) -> bool:
 
     A remainder giving check digit 10 means the number was never issued, so it is invalid.
     """
-    if len(value) != 10 or not value.isdigit():
+    if len(value) != 10 or not (value.isascii() and value.isdigit()):
         return False
     total = sum(int(d) * w for d, w in zip(value[:9], _NHS_WEIGHTS, strict=True))
     check = 11 - total % 11

@@ -1,0 +1,651 @@
+"""The audit run: stream canonical records once, apply the rules, keep only bounded state.
+
+Per-record rules run as each record arrives and their findings go straight to the caller's callback.
+Cross-record rules (blanket clusters, conflicts) write compact rows to an on-disk spill store and run
+over its sorted scans at the end. Metrics are counters per (organisation, quarter).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from fhir_dnacpr.assurance.clusters import (
+    SETTING_ORGANISATION,
+    SETTING_POSTCODE,
+    RawCluster,
+    SweepStats,
+    distinct_clusters,
+    find_clusters,
+)
+from fhir_dnacpr.assurance.config import AuditConfig
+from fhir_dnacpr.assurance.conflicts import (
+    STATUS_ACTIVE,
+    STATUS_CANCELLED,
+    STATUS_SUPERSEDED,
+    VALUE_FOR_CPR,
+    VALUE_NOT_FOR_CPR,
+    person_issues,
+)
+from fhir_dnacpr.assurance.findings import EvidenceRef, Finding, FindingCallback, FindingCollector
+from fhir_dnacpr.assurance.metrics import MetricTable, quarter_of
+from fhir_dnacpr.assurance.privacy import (
+    Pseudonymiser,
+    mask_record_id,
+    mask_text,
+    patient_display,
+    patient_nhs_number,
+)
+from fhir_dnacpr.assurance.similarity import normalise
+from fhir_dnacpr.assurance.spill import SpillStore
+from fhir_dnacpr.assurance.terms import TermMatcher
+from fhir_dnacpr.model import (
+    AdvanceCarePlan,
+    Capacity,
+    CareRecord,
+    CprDecision,
+    CprDecisionValue,
+    Organisation,
+    Person,
+    Professional,
+    RecordStatus,
+)
+
+NO_ORGANISATION = "(no organisation)"
+_STATUS_CODE = {
+    RecordStatus.ACTIVE: STATUS_ACTIVE,
+    RecordStatus.CANCELLED: STATUS_CANCELLED,
+    RecordStatus.SUPERSEDED: STATUS_SUPERSEDED,
+}
+_CAPACITY_RECORDED = (Capacity.HAS_CAPACITY, Capacity.LACKS_CAPACITY)
+# Enum members and their values as plain module constants: ``member.value`` is a Python-level
+# descriptor call, and these are read several times for every record.
+_ACTIVE = RecordStatus.ACTIVE
+_ENTERED_IN_ERROR = RecordStatus.ENTERED_IN_ERROR
+_NOT_FOR_CPR = CprDecisionValue.NOT_FOR_CPR
+_HAS_CAPACITY = Capacity.HAS_CAPACITY
+_LACKS_CAPACITY = Capacity.LACKS_CAPACITY
+_STATUS_TEXT = {s: s.value for s in RecordStatus}
+_TERM_CACHE_SIZE = 4096
+_DECISION_TEXT = {v: v.value for v in CprDecisionValue}
+
+
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    """A blanket-decision cluster as reported."""
+
+    finding: Finding
+    setting: str
+    decision_maker: str
+    first_day: date
+    last_day: date
+    people: int
+    min_similarity: float
+
+
+@dataclass
+class AuditResult:
+    """What an audit found: counts per rule, the findings kept, clusters and metrics."""
+
+    config: AuditConfig
+    records: int = 0
+    decisions: int = 0
+    plans: int = 0
+    excluded_entered_in_error: int = 0
+    rule_counts: dict[str, int] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    findings_truncated: bool = False
+    clusters: list[Cluster] = field(default_factory=list)
+    metrics: MetricTable = field(default_factory=MetricTable)
+    first_decision: date | None = None
+    last_decision: date | None = None
+    sweep: SweepStats = field(default_factory=SweepStats)
+    unreadable_count: int = 0
+    unreadable: list[tuple[str, str]] = field(default_factory=list)  # (record ref, error type), first 100
+
+    @property
+    def total_findings(self) -> int:
+        return sum(self.rule_counts.values())
+
+
+def audit(
+    records: Iterable[CareRecord],
+    config: AuditConfig | None = None,
+    on_finding: FindingCallback | None = None,
+) -> AuditResult:
+    """Audit ``records`` (any iterable, consumed once) and return the result.
+
+    Every finding is passed to ``on_finding`` as it is made (per-record findings during the stream,
+    cross-record ones at the end); ``AuditResult.findings`` keeps up to ``config.max_findings_kept``
+    per rule.
+    """
+    run = AuditRun(config or AuditConfig(), on_finding)
+    try:
+        for record in records:
+            run.add(record)
+        return run.finish()
+    finally:
+        run.close()
+
+
+def _day(value: date | datetime) -> date:
+    return value.date() if isinstance(value, datetime) else value
+
+
+def _org_key(org: Organisation | None) -> str:
+    if org is None:
+        return NO_ORGANISATION
+    return org.ods_code or (org.name or "").strip() or NO_ORGANISATION
+
+
+def _maker_key(maker: Professional | None) -> str | None:
+    """Who made the decision, as a stable key: registration number, else name (+ organisation)."""
+    if maker is None:
+        return None
+    if maker.registration_number:
+        body = maker.registration_body.value if maker.registration_body else ""
+        return body + ":" + maker.registration_number.strip().upper()
+    name = normalise(maker.display_name)
+    return f"name:{name}" if name else None
+
+
+def _maker_label(maker: Professional) -> str:
+    parts = [maker.display_name or "(unnamed)"]
+    if maker.role:
+        parts.append(maker.role)
+    if maker.registration_number:
+        body = maker.registration_body.value.upper() if maker.registration_body else "reg"
+        parts.append(f"{body} {maker.registration_number}")
+    return ", ".join(parts)
+
+
+def _postcode_key(postcode: str | None) -> str | None:
+    if not postcode:
+        return None
+    value = postcode.replace(" ", "").upper()
+    return value if len(value) >= 5 else None
+
+
+def _postcode_label(key: str, show: bool) -> str:
+    outward, inward = key[:-3], key[-3:]
+    return f"postcode {outward} {inward}" if show else f"postcode sector {outward} {inward[0]}**"
+
+
+_NO_CONSULTATION = (
+    "Person recorded as lacking capacity; no LPA, IMCA, relative or carer is recorded as consulted."
+)
+
+
+def _origin(file: str | None, location: str | None) -> str | None:
+    if file and location:
+        return f"{file}, {location}"
+    return file or location or None
+
+
+def _names(person: Person) -> str:
+    """Family name then given names, for masking them out of an excerpt later."""
+    return "\x1f".join((person.family_name or "", *person.given_names))
+
+
+class AuditRun:
+    """One audit in progress. ``add`` each record, then ``finish`` once; ``close`` frees the spill."""
+
+    def __init__(self, config: AuditConfig, on_finding: FindingCallback | None = None) -> None:
+        self.config = config
+        self.result = AuditResult(config)
+        self.collector = FindingCollector(on_finding, config.max_findings_kept)
+        self.pseudo = Pseudonymiser(config.pseudonym_key)
+        self.terms = TermMatcher.from_file(config.terms_file)
+        self.store = SpillStore(config.spill_dir)
+        self._seq = 0
+        self._systems: dict[str, int] = {}
+        self._orgs: dict[str, int] = {}
+        self._as_of = config.as_of
+        self._show = config.show_identifiers
+        enabled = config.is_enabled
+        self._on_terms = enabled("rationale-protected-characteristic")
+        self._on_conflated = enabled("cpr-decision-conflated")
+        self._on_not_discussed = enabled("not-discussed-no-reason")
+        self._on_capacity = enabled("lacks-capacity-no-consultation")
+        self._on_senior = enabled("no-senior-endorsement")
+        self._on_overdue = enabled("review-overdue")
+        self._on_no_review = enabled("no-review-date")
+        self._on_incomplete = enabled("incomplete-for-sharing")
+        self._on_clusters = enabled("blanket-cluster")
+        self._on_conflicts = enabled("conflicting-active-decisions") or enabled(
+            "superseded-elsewhere-still-active"
+        )
+        self._cluster_settings = config.cluster
+        self._include_no_rationale = config.cluster.include_missing_rationale
+        self._scan_terms = self._on_terms or self._on_conflated
+        self._cells: dict[tuple[str, str], Any] = {}
+        self._quarters: dict[tuple[int, int], str] = {}
+        self._makers: dict[str, str] = {}  # one entry per decision maker: small
+        # templated rationales repeat (that is the blanket pattern): scan each text once
+        self._term_cache: dict[str, list] = {}
+        self._org_names = self.result.metrics.org_names
+        self._first: date | None = None
+        self._last: date | None = None
+
+    # -- per record -------------------------------------------------------------------------------
+
+    def add(self, record: CareRecord) -> None:
+        """Audit one record. A record that breaks a rule's assumptions is counted and named in
+        ``result.unreadable`` (by source ref and error type, never its content); the run goes on."""
+        self.result.records += 1
+        try:
+            if record.decision is not None:
+                self._add_decision(record.decision)
+            if record.plan is not None:
+                self._add_plan(record.plan)
+        except Exception as exc:  # one bad record must not end the audit
+            item = record.decision or record.plan
+            ref = f"{item.source.system}|{item.source.record_id}" if item is not None else "(empty record)"
+            self.result.unreadable_count += 1
+            if len(self.result.unreadable) < 100:
+                self.result.unreadable.append((ref, type(exc).__name__))
+
+    def _add_decision(self, d: CprDecision) -> None:
+        result = self.result
+        result.decisions += 1
+        status = d.status
+        if status is _ENTERED_IN_ERROR:
+            result.excluded_entered_in_error += 1
+            return
+        self._seq += 1
+        seq = self._seq
+        when = d.decision_date
+        day = (when.date() if isinstance(when, datetime) else when) if when else None
+        if day is not None:
+            quarter = self._quarters.get((day.year, day.month)) or self._quarter(day)
+            if self._first is None or day < self._first:
+                self._first = day
+            if self._last is None or day > self._last:
+                self._last = day
+        else:
+            quarter = "(no date)"
+        custodian = d.custodian
+        if custodian is None:
+            org = NO_ORGANISATION
+        else:
+            org = custodian.ods_code or (custodian.name or "").strip() or NO_ORGANISATION
+            if custodian.name and org not in self._org_names:
+                self._org_names[org] = custodian.name
+        nhs = patient_nhs_number(d.patient)
+        pkey = self.pseudo.key_of(nhs) if nhs else None
+        not_for_cpr = d.decision is _NOT_FOR_CPR
+        active = status is _ACTIVE
+        rationale = d.rationale
+        found: list[tuple[str, str, tuple[str, ...], bool]] = []  # rule, detail, terms, show rationale
+
+        if not_for_cpr:
+            counts = self._cells.get((org, quarter))
+            if counts is None:
+                counts = result.metrics.cell(org, quarter)
+                self._cells[(org, quarter)] = counts
+            counts.decisions += 1
+            discussed = d.discussed_with_patient
+            if discussed is True:
+                counts.discussed += 1
+            capacity = d.capacity
+            if capacity is _HAS_CAPACITY or capacity is _LACKS_CAPACITY:
+                counts.capacity_recorded += 1
+            senior = d.decision_maker_is_senior
+            endorsement = d.senior_endorsement
+            if senior is True or endorsement is not None:
+                counts.senior += 1
+            review = d.review_date
+            overdue = False
+            if active:
+                counts.active += 1
+                if review is not None and review < self._as_of:
+                    overdue = True
+                    counts.overdue += 1
+
+            if rationale and self._scan_terms:
+                hits = self._term_cache.get(rationale)
+                if hits is None:
+                    hits = self.terms.find(rationale)
+                    if len(self._term_cache) >= _TERM_CACHE_SIZE:
+                        self._term_cache.clear()
+                    self._term_cache[rationale] = hits
+                if hits:
+                    self._term_findings(hits, found)
+            lacks = capacity is _LACKS_CAPACITY
+            if (
+                self._on_not_discussed
+                and discussed is not True
+                and not lacks
+                and not (d.reason_not_discussed and d.reason_not_discussed.strip())
+            ):
+                how = "recorded as not discussed" if discussed is False else "not recorded"
+                found.append(
+                    (
+                        "not-discussed-no-reason",
+                        f"Discussion with the person {how}, and no reason for not discussing it is given.",
+                        (),
+                        False,
+                    )
+                )
+            if self._on_capacity and lacks and not d.others_consulted:
+                found.append(("lacks-capacity-no-consultation", _NO_CONSULTATION, (), False))
+            if self._on_senior and senior is False and endorsement is None:
+                role = f" ({d.decision_maker.role})" if d.decision_maker and d.decision_maker.role else ""
+                found.append(
+                    (
+                        "no-senior-endorsement",
+                        f"Decision maker{role} is recorded as not the senior responsible clinician, and no "
+                        "senior endorsement is recorded.",
+                        (),
+                        False,
+                    )
+                )
+            if overdue and self._on_overdue:
+                late = (self._as_of - review).days  # type: ignore[operator]
+                found.append(
+                    (
+                        "review-overdue",
+                        f"Review date {review} passed {late} days before {self._as_of}.",
+                        (),
+                        False,
+                    )
+                )
+            if active and review is None and self._on_no_review and not d.review_indefinite:
+                found.append(("no-review-date", "No review date, and not marked indefinite.", (), False))
+
+        maker = d.decision_maker
+        if self._on_incomplete:
+            missing = []
+            if maker is None or not (maker.family_name or maker.given_names or maker.registration_number):
+                missing.append("decision maker")
+            if day is None:
+                missing.append("decision date")
+            if org == NO_ORGANISATION:
+                missing.append("organisation")
+            if nhs is None:
+                missing.append("valid NHS number")
+            if missing:
+                found.append(("incomplete-for-sharing", f"Missing: {', '.join(missing)}.", (), False))
+
+        maker_key = None
+        if (
+            self._on_clusters
+            and not_for_cpr
+            and day is not None
+            and pkey is not None
+            and (rationale or self._include_no_rationale)
+        ):
+            maker_key = _maker_key(maker)
+        want_person = self._on_conflicts and pkey is not None and day is not None
+        if not (found or maker_key or want_person):
+            return
+        label = self.pseudo.label_of_key(pkey) if pkey is not None else "(no valid NHS number)"
+        source = d.source
+        if found:
+            show = self._show
+            person = patient_display(d.patient, label, True) if show else label
+            plain = EvidenceRef(
+                system=source.system,
+                record_id=mask_record_id(source.record_id, show),
+                patient=person,
+                origin=_origin(source.file, source.location),
+                organisation=org,
+                decision=_DECISION_TEXT[d.decision],
+                decision_date=day.isoformat() if day else None,
+                status=_STATUS_TEXT[status],
+            )
+            with_text = None
+            for rule_id, detail, terms, show_text in found:
+                evidence = plain
+                if show_text and rationale:
+                    if with_text is None:
+                        with_text = plain._replace(excerpt=mask_text(rationale, d.patient, show))
+                    evidence = with_text
+                self.collector(
+                    Finding(rule_id, detail, (evidence,), org, quarter, patient=person, terms=terms)
+                )
+        if not (maker_key or want_person):
+            return
+        postcode = _postcode_key(d.patient.postcode) if maker_key else None
+        dayn = day.toordinal() if day is not None else None
+        person_row = want_person and status in _STATUS_CODE
+        self.store.add_record(
+            (
+                seq,
+                source.system,
+                source.record_id,
+                source.file,
+                source.location,
+                patient_display(d.patient, label, True) if self._show else label,
+                org,
+                _DECISION_TEXT[d.decision],
+                day.isoformat() if day else None,
+                _STATUS_TEXT[status],
+                quarter,
+                rationale if maker_key else None,
+                _names(d.patient) if maker_key else None,
+                postcode,
+                self._maker_label(maker_key, maker) if maker_key else None,
+                pkey,
+                dayn,
+                VALUE_NOT_FOR_CPR if not_for_cpr else VALUE_FOR_CPR,
+                _STATUS_CODE[status] if person_row else None,
+                self._systems.setdefault(source.system, len(self._systems)),
+                self._orgs.setdefault(org, len(self._orgs)),
+                hash((source.system, source.record_id)),
+            )
+        )
+        if maker_key:
+            # exact duplicates by the hash of the normalised text (Python's hash: stable within this run,
+            # which is all the sweep needs); the text itself is normalised again only if compared
+            thash = hash(normalise(rationale))
+            if org != NO_ORGANISATION:
+                self.store.add_candidate(
+                    hash(("o", org, maker_key)), SETTING_ORGANISATION, dayn, seq, thash, pkey
+                )  # type: ignore[arg-type]
+            if postcode is not None:
+                self.store.add_candidate(
+                    hash(("p", postcode, maker_key)), SETTING_POSTCODE, dayn, seq, thash, pkey
+                )  # type: ignore[arg-type]
+
+    def _maker_label(self, key: str, maker: Professional | None) -> str:
+        label = self._makers.get(key)
+        if label is None:
+            label = self._makers[key] = _maker_label(maker) if maker else "(unknown decision maker)"
+        return label
+
+    def _quarter(self, day: date) -> str:
+        key = (day.year, day.month)
+        quarter = self._quarters.get(key)
+        if quarter is None:
+            quarter = self._quarters[key] = quarter_of(day)
+        return quarter
+
+    def _term_findings(self, hits: list, found: list[tuple[str, str, tuple[str, ...], bool]]) -> None:
+        protected = [h for h in hits if h.rule == "rationale-protected-characteristic"]
+        ceilings = [h for h in hits if h.rule == "cpr-decision-conflated"]
+        if protected and self._on_terms:
+            cats = tuple(dict.fromkeys(h.category for h in protected))
+            words = ", ".join(dict.fromkeys(f"'{h.matched}'" for h in protected))
+            found.append(
+                (
+                    "rationale-protected-characteristic",
+                    f"Rationale mentions {', '.join(cats)} ({words}): check the decision was made on the "
+                    "person's individual clinical circumstances.",
+                    cats,
+                    True,
+                )
+            )
+        if ceilings and self._on_conflated:
+            words = ", ".join(dict.fromkeys(f"'{h.matched}'" for h in ceilings))
+            found.append(
+                (
+                    "cpr-decision-conflated",
+                    f"CPR rationale also limits other treatment ({words}); a DNACPR decision applies "
+                    "only to CPR.",
+                    ("treatment-ceiling",),
+                    True,
+                )
+            )
+
+    def _stored_evidence(self, row: dict[str, Any], with_text: bool) -> EvidenceRef:
+        """Evidence for a record read back from the spill store, masked as the run asks."""
+        show = self._show
+        excerpt = None
+        if with_text and row["rationale"]:
+            names = (row["names"] or "").split("\x1f")
+            excerpt = mask_text(
+                row["rationale"], Person("", names[0] or None, tuple(n for n in names[1:] if n)), show
+            )
+        return EvidenceRef(
+            system=row["system"],
+            record_id=mask_record_id(row["record_id"], show),
+            patient=row["patient"],
+            origin=_origin(row["file"], row["location"]),
+            organisation=row["org"],
+            decision=row["decision"],
+            decision_date=row["day"],
+            status=row["status"],
+            excerpt=excerpt,
+        )
+
+    def _add_plan(self, p: AdvanceCarePlan) -> None:
+        result = self.result
+        result.plans += 1
+        if p.status is RecordStatus.ENTERED_IN_ERROR or not self._on_incomplete:
+            return
+        day = _day(p.created) if p.created else None
+        org = _org_key(p.custodian)
+        nhs = patient_nhs_number(p.patient)
+        missing = []
+        if p.author is None or not (p.author.display_name or p.author.registration_number):
+            missing.append("author")
+        if day is None:
+            missing.append("date created")
+        if org == NO_ORGANISATION:
+            missing.append("organisation")
+        if nhs is None:
+            missing.append("valid NHS number")
+        if not missing:
+            return
+        label = self.pseudo.label(nhs) if nhs else "(no valid NHS number)"
+        show = self._show
+        src = p.source
+        evidence = EvidenceRef(
+            system=src.system,
+            record_id=mask_record_id(src.record_id, show),
+            patient=patient_display(p.patient, label, show) if show else label,
+            origin=", ".join(x for x in (src.file, src.location) if x) or None,
+            organisation=org,
+            decision="advance-care-plan",
+            decision_date=day.isoformat() if day else None,
+            status=p.status.value,
+        )
+        self.collector(
+            Finding(
+                "incomplete-for-sharing",
+                f"Advance care plan missing: {', '.join(missing)}.",
+                (evidence,),
+                org,
+                quarter_of(day) if day else "(no date)",
+                patient=evidence.patient,
+            )
+        )
+
+    # -- end of stream ----------------------------------------------------------------------------
+
+    def finish(self) -> AuditResult:
+        result = self.result
+        result.first_decision, result.last_decision = self._first, self._last
+        if self._on_clusters:
+            raw = distinct_clusters(
+                find_clusters(
+                    self.store.candidates_sorted(self._cluster_settings.min_cluster_size),
+                    self._cluster_settings,
+                    result.sweep,
+                )
+            )
+            for cluster in sorted(raw, key=lambda c: (c.members[0][2], c.members[0][0])):
+                reported = self._report_cluster(cluster)
+                result.clusters.append(reported)
+                result.metrics.cell(
+                    reported.finding.organisation, reported.finding.quarter or ""
+                ).clusters += 1
+        if self._on_conflicts:
+            for issue in person_issues(self.store.people_sorted()):
+                self._report_person_issue(issue.kind, list(issue.seqs), issue.reason)
+        result.rule_counts = dict(self.collector.counts)
+        result.findings = self.collector.findings()
+        result.findings_truncated = self.collector.truncated()
+        return result
+
+    def _report_cluster(self, cluster: RawCluster) -> Cluster:
+        seqs = [m[0] for m in cluster.members]
+        rows = self.store.records(seqs)
+        evidence = tuple(self._stored_evidence(rows[s], with_text=True) for s in seqs)
+        orgs = Counter(rows[s]["org"] for s in seqs)
+        org = sorted(orgs.items(), key=lambda kv: (-kv[1], kv[0] or ""))[0][0] or NO_ORGANISATION
+        first, last = date.fromordinal(cluster.members[0][2]), date.fromordinal(cluster.members[-1][2])
+        maker = rows[seqs[0]]["maker"] or "(unknown decision maker)"
+        if cluster.stype == SETTING_POSTCODE:
+            setting = _postcode_label(rows[seqs[0]]["setting"] or "", self._show)
+        else:
+            name = self.result.metrics.org_names.get(org)
+            setting = f"organisation {org}" + (f" ({name})" if name else "")
+        people = cluster.patients
+        texts = (
+            "identical"
+            if cluster.min_similarity >= 1.0
+            else f"near-identical (similarity ≥ {cluster.min_similarity:.2f})"
+        )
+        span = first.isoformat() if first == last else f"{first.isoformat()} to {last.isoformat()}"
+        detail = (
+            f"{len(seqs)} not-for-CPR decisions for {people} different people at {setting} by {maker}, "
+            f'{span}, with {texts} rationale: "{evidence[0].excerpt or ""}"'
+        )
+        finding = Finding(
+            "blanket-cluster",
+            detail,
+            evidence,
+            org,
+            quarter_of(first),
+            data={
+                "setting": setting,
+                "decision_maker": maker,
+                "first": first.isoformat(),
+                "last": last.isoformat(),
+                "people": people,
+                "min_similarity": round(cluster.min_similarity, 3),
+            },
+        )
+        self.collector(finding)
+        return Cluster(finding, setting, maker, first, last, people, cluster.min_similarity)
+
+    def _report_person_issue(self, kind: str, seqs: list[int], reason: str) -> None:
+        rule_id = (
+            "conflicting-active-decisions" if kind == "conflict" else "superseded-elsewhere-still-active"
+        )
+        if not self.config.is_enabled(rule_id):
+            return
+        rows = self.store.records(seqs)
+        evidence = tuple(self._stored_evidence(rows[s], with_text=False) for s in seqs if s in rows)
+        flagged = rows[seqs[0]]
+        systems = {e.system for e in evidence}
+        orgs = {e.organisation or NO_ORGANISATION for e in evidence}
+        where = f"across {len(systems)} source system(s) and {len(orgs)} organisation(s)"
+        self.collector(
+            Finding(
+                rule_id,
+                f"{reason[:1].upper()}{reason[1:]} ({where}).",
+                evidence,
+                flagged["org"] or NO_ORGANISATION,
+                flagged["quarter"],
+                patient=evidence[0].patient if evidence else None,
+            )
+        )
+
+    def close(self) -> None:
+        self.store.close()
