@@ -142,7 +142,9 @@ def child(kind: str, data: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--child", nargs=2, metavar=("KIND", "DATA"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -163,7 +165,8 @@ def main() -> None:
             c, f = results[n]["convert"], results[n]["floor"]
             print(
                 f"N={n:>9,}: convert {c['rows'] / c['seconds']:>9,.0f} rows/s "
-                f"(converted {c['converted']:,}, rejected {c['rejected']:,}, peak RSS {c['rss_mib']:.0f} MiB) | "
+                f"(converted {c['converted']:,}, rejected {c['rejected']:,}, "
+                f"peak RSS {c['rss_mib']:.0f} MiB) | "
                 f"floor {f['rows'] / f['seconds']:>9,.0f} rows/s (peak RSS {f['rss_mib']:.0f} MiB)"
             )
 

@@ -4,26 +4,27 @@ Records: 2,000 hypothesis-generated canonical records (tests/strategies.py), mad
 (new record ids, new NHS numbers, so ids and NDJSON dedupe do real work). CPU time (process_time),
 so other load on the machine distorts less. Ends with `name: value` lines.
 """
+
 import dataclasses
 import gc
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 
-REPO = Path(__file__).resolve().parents[1] if (Path(__file__).resolve().parents[1] / "fhir_dnacpr").exists() else Path("/work/main")
+REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
+from strategies import care_records  # noqa: E402
 
 from fhir_dnacpr.fhir.build import build_resources  # noqa: E402
 from fhir_dnacpr.fhir.ids import DEFAULT_EXAMPLE_KEY, IdFactory  # noqa: E402
 from fhir_dnacpr.fhir.writers import open_writer  # noqa: E402
 from fhir_dnacpr.terminology.identifiers import nhs_number_check_digit  # noqa: E402
-from strategies import care_records  # noqa: E402
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 20000
 
@@ -55,7 +56,9 @@ def unique_copies(records: list, n: int) -> list:
         patient = dataclasses.replace(record.patient, nhs_number=nhs)
         decision = plan = None
         if record.decision:
-            src = dataclasses.replace(record.decision.source, record_id=f"{record.decision.source.record_id}-{i}")
+            src = dataclasses.replace(
+                record.decision.source, record_id=f"{record.decision.source.record_id}-{i}"
+            )
             decision = dataclasses.replace(record.decision, source=src, patient=patient)
         if record.plan:
             src = dataclasses.replace(record.plan.source, record_id=f"{record.plan.source.record_id}-{i}")
@@ -77,13 +80,19 @@ def main() -> None:
     counts = {}
     with tempfile.TemporaryDirectory() as out:
         writers = {
-            fmt: open_writer(fmt, Path(out) / fmt, ids=IdFactory(b"bench-" + fmt.encode()), source_file="bench.csv",
-                             source_sha256="0" * 64, run_time=datetime.now(timezone.utc))
+            fmt: open_writer(
+                fmt,
+                Path(out) / fmt,
+                ids=IdFactory(b"bench-" + fmt.encode()),
+                source_file="bench.csv",
+                source_sha256="0" * 64,
+                run_time=datetime.now(UTC),
+            )
             for fmt in ("ndjson", "bundle")
         }
         build_ids = IdFactory(b"bench-build")
         for start in range(0, N, slice_size):
-            part = records[start:start + slice_size]
+            part = records[start : start + slice_size]
             t = time.process_time()
             for _ in part:
                 orjson.loads(orjson.dumps(probe))

@@ -193,8 +193,8 @@ def test_max_errors_stops_cleanly_with_exit_code_3(tmp_path, fault_corpus):
 
 
 def test_same_input_gives_byte_identical_output(tmp_path):
-    first, out1 = run(tmp_path, EPACCS / "register.csv", EPACCS / "mapping.yaml", fmt="ndjson", out="a")
-    second, out2 = run(tmp_path, EPACCS / "register.csv", EPACCS / "mapping.yaml", fmt="ndjson", out="b")
+    _, out1 = run(tmp_path, EPACCS / "register.csv", EPACCS / "mapping.yaml", fmt="ndjson", out="a")
+    _, out2 = run(tmp_path, EPACCS / "register.csv", EPACCS / "mapping.yaml", fmt="ndjson", out="b")
     names = sorted(p.name for p in out1.iterdir() if p.name != "summary.json")
     assert names == sorted(p.name for p in out2.iterdir() if p.name != "summary.json")
     for name in names:

@@ -1,0 +1,200 @@
+"""Push throughput against the real HAPI FHIR test server, and a naive baseline in the same run.
+
+Generates ``--n`` small synthetic resources (Patient + Consent pairs, keyed deterministic ids) per
+bundle size and pushes them with ``Pusher`` in transaction mode at bundle sizes 10, 50, 100 and 500
+(each size under its own ids, so every write is a create and the sizes compare fairly). The
+baseline is what a naive client does: one ``PUT Type/id`` per resource over a new connection each
+time, sequentially, measured on ``--naive-sample`` resources (in slices, one just before each bundle
+size, since the server slows down as its database grows). Prints resources/s per bundle size,
+then ``push_best_resources_per_s`` and ``push_speedup_vs_naive`` (target ≥ 10).
+
+Uses $FHIR_BASE_URL, else starts the project's server with ``scripts/fhir-server start`` (and stops
+it afterwards if it started it). Usage: ``python bench/push.py [--n 100000] [--concurrency 2]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._measure import report
+from fhir_dnacpr.fhir.ids import IdFactory
+from fhir_dnacpr.server import FhirClient, Pusher, RetryPolicy
+from fhir_dnacpr.server.bundles import PushBundle, PushEntry, pack
+from fhir_dnacpr.terminology.identifiers import nhs_number_check_digit
+
+REPO = Path(__file__).resolve().parent.parent
+NHS = "https://fhir.nhs.uk/Id/nhs-number"
+
+
+def nhs_number(i: int) -> str:
+    """A valid synthetic 999-range NHS number for index i (skipping stems with no check digit)."""
+    stem = 999_000_000 + (i * 7) % 1_000_000
+    while True:
+        digit = nhs_number_check_digit(str(stem))
+        if digit is not None:
+            return f"{stem}{digit}"
+        stem = 999_000_000 + (stem + 1) % 1_000_000
+
+
+def pair(ids: IdFactory, namespace: str, i: int) -> list[dict[str, Any]]:
+    """One record's resources: a Patient and its DNACPR Consent (small, as in the brief)."""
+    patient_id = ids.id_for("Patient", namespace, str(i))
+    patient = {
+        "resourceType": "Patient",
+        "id": patient_id,
+        "identifier": [{"system": NHS, "value": nhs_number(i)}],
+        "name": [{"family": "Benchmark", "given": [f"P{i}"]}],
+        "gender": "female" if i % 2 else "male",
+        "birthDate": f"19{30 + i % 60:02d}-0{1 + i % 9}-1{i % 10}",
+    }
+    consent = {
+        "resourceType": "Consent",
+        "id": ids.id_for("Consent", namespace, str(i)),
+        "identifier": [{"system": f"urn:fhir-dnacpr-bench:{namespace}", "value": f"R{i}"}],
+        "status": "active",
+        "scope": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "adr"}]
+        },
+        "category": [
+            {
+                "coding": [
+                    {"system": "http://terminology.hl7.org/CodeSystem/consentcategorycodes", "code": "dnr"}
+                ]
+            }
+        ],
+        "patient": {"reference": f"Patient/{patient_id}"},
+        "policy": [{"uri": "https://www.resus.org.uk/library/additional-guidance/guidance-resuscitation"}],
+        "provision": {
+            "type": "deny",
+            "code": [{"coding": [{"system": "http://snomed.info/sct", "code": "89666000"}]}],
+        },
+    }
+    return [patient, consent]
+
+
+def plan(ids: IdFactory, namespace: str, resources: int, size: int) -> Iterator[tuple[int, PushBundle]]:
+    units = ([PushEntry.of(r) for r in pair(ids, namespace, i)] for i in range(resources // 2))
+    for bundle in pack(units, size):
+        yield 1, bundle
+
+
+def naive(base: str, ids: IdFactory, namespace: str, resources: int) -> float:
+    """One PUT per resource, each on a new connection (no session, Connection: close); resources/s."""
+    headers = {
+        "Content-Type": "application/fhir+json",
+        "Accept": "application/fhir+json",
+        "Connection": "close",
+    }
+    started = time.perf_counter()
+    for i in range(resources // 2):
+        for resource in pair(ids, namespace, i):
+            r = requests.put(
+                f"{base}/{resource['resourceType']}/{resource['id']}",
+                json=resource,
+                headers=headers,
+                timeout=60,
+            )
+            r.raise_for_status()
+    return (resources // 2 * 2) / (time.perf_counter() - started)
+
+
+def start_server() -> tuple[str, bool]:
+    url = os.environ.get("FHIR_BASE_URL")
+    if url:
+        return url.rstrip("/"), False
+    running = (
+        subprocess.run([str(REPO / "scripts" / "fhir-server"), "status"], capture_output=True).returncode == 0
+    )
+    env = dict(os.environ)
+    env.setdefault("FHIR_SERVER_JAVA_OPTS", "-Xms512m -Xmx4g -XX:+UseSerialGC")
+    out = subprocess.run(
+        [str(REPO / "scripts" / "fhir-server"), "start"], capture_output=True, text=True, check=True, env=env
+    )
+    return out.stdout.strip().splitlines()[-1], not running
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--n", type=int, default=100_000, help="resources pushed per bundle size")
+    parser.add_argument("--sizes", default="10,50,100,500")
+    parser.add_argument("--naive-sample", type=int, default=2_000)
+    parser.add_argument("--concurrency", type=int, default=2, help="bundles in flight")
+    parser.add_argument("--warmup", type=int, default=4_000, help="resources pushed before measuring")
+    parser.add_argument(
+        "--tag", default=str(int(time.time())), help="id namespace (new ids per run by default)"
+    )
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    base, started_here = start_server()
+    ids = IdFactory(f"bench-{args.tag}".encode())
+    print(
+        f"server {base}; {args.n} resources per bundle size; concurrency {args.concurrency}; tag {args.tag}"
+    )
+    try:
+        requests.get(f"{base}/metadata", timeout=120).raise_for_status()
+        # Warm the server up first (JIT, caches, connection pools) through both paths, so neither
+        # measurement pays for a cold JVM.
+        naive(base, ids, "warm-naive", min(200, args.naive_sample))
+        with tempfile.TemporaryDirectory() as out, FhirClient(base, pool_size=args.concurrency) as client:
+            Pusher(client, concurrency=args.concurrency).push_plan(
+                plan(ids, "warm", args.warmup, 100), Path(out)
+            )
+        # The server slows down as its database grows, so the naive sample is measured in slices, one
+        # just before each bundle size, at the same database sizes the transactions meet.
+        naive_slice = max(2, args.naive_sample // len(sizes))
+        naive_seconds = 0.0
+        naive_done = 0
+        rates: dict[int, float] = {}
+        for size in sizes:
+            rate = naive(base, ids, f"naive{size}-{len(rates)}", naive_slice)
+            measured = naive_slice // 2 * 2
+            naive_seconds += measured / rate
+            naive_done += measured
+            print(f"naive slice (PUT per resource, new connection): {rate:8.1f} resources/s on {measured}")
+            with (
+                tempfile.TemporaryDirectory() as out,
+                FhirClient(base, retry=RetryPolicy(total=8), pool_size=args.concurrency) as client,
+            ):
+                pusher = Pusher(client, concurrency=args.concurrency)
+                t0 = time.perf_counter()
+                namespace = f"size{size}-{len(rates)}"
+                summary = pusher.push_plan(plan(ids, namespace, args.n, size), Path(out), bundle_size=size)
+                seconds = time.perf_counter() - t0
+            if not summary.complete or summary.failed:
+                raise SystemExit(f"bundle size {size}: push incomplete ({summary.failed} failed)")
+            rates[size] = summary.created / seconds
+            print(
+                f"bundle size {size:>4}: {rates[size]:8.1f} resources/s "
+                f"({summary.created} created in {seconds:.1f} s, {summary.bundles} bundles, "
+                f"{summary.retries} retries)"
+            )
+        naive_rate = naive_done / naive_seconds
+        print(f"naive overall: {naive_rate:.1f} resources/s on {naive_done} resources")
+        best = max(rates, key=rates.__getitem__)
+        print(f"best bundle size: {best}")
+        report(
+            push_naive_resources_per_s=naive_rate,
+            push_best_resources_per_s=rates[best],
+            push_speedup_vs_naive=rates[best] / naive_rate,
+        )
+    finally:
+        if started_here:
+            subprocess.run([str(REPO / "scripts" / "fhir-server"), "stop"], capture_output=True)
+
+
+if __name__ == "__main__":
+    main()
