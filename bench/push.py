@@ -4,9 +4,12 @@ Generates ``--n`` small synthetic resources (Patient + Consent pairs, keyed dete
 bundle size and pushes them with ``Pusher`` in transaction mode at bundle sizes 10, 50, 100 and 500
 (each size under its own ids, so every write is a create and the sizes compare fairly). The
 baseline is what a naive client does: one ``PUT Type/id`` per resource over a new connection each
-time, sequentially, measured on ``--naive-sample`` resources (in slices, one just before each bundle
-size, since the server slows down as its database grows). Prints resources/s per bundle size,
-then ``push_best_resources_per_s`` and ``push_speedup_vs_naive`` (target ≥ 10).
+time, sequentially, measured on ``--naive-sample`` resources. The measurements are *paired and
+round-robin*: each size's push runs in ``--segments`` parts, the sizes take turns, and a slice of the
+naive sample runs just before each part, since the machine is shared and the server slows down as its
+database grows. The speed-up is the best bundle size's rate over the naive rate measured alongside
+it. Prints resources/s per bundle size, then ``push_best_resources_per_s`` and
+``push_speedup_vs_naive`` (target ≥ 10).
 
 Uses $FHIR_BASE_URL, else starts the project's server with ``scripts/fhir-server start`` (and stops
 it afterwards if it started it). Usage: ``python bench/push.py [--n 100000] [--concurrency 2]``.
@@ -84,21 +87,25 @@ def pair(ids: IdFactory, namespace: str, i: int) -> list[dict[str, Any]]:
     return [patient, consent]
 
 
-def plan(ids: IdFactory, namespace: str, resources: int, size: int) -> Iterator[tuple[int, PushBundle]]:
-    units = ([PushEntry.of(r) for r in pair(ids, namespace, i)] for i in range(resources // 2))
+def plan(
+    ids: IdFactory, namespace: str, first: int, resources: int, size: int
+) -> Iterator[tuple[int, PushBundle]]:
+    """Bundles of ``size`` for records ``first//2 …``; one wave (each unit carries its Patient)."""
+    start = first // 2
+    units = ([PushEntry.of(r) for r in pair(ids, namespace, i)] for i in range(start, start + resources // 2))
     for bundle in pack(units, size):
         yield 1, bundle
 
 
-def naive(base: str, ids: IdFactory, namespace: str, resources: int) -> float:
-    """One PUT per resource, each on a new connection (no session, Connection: close); resources/s."""
+def naive(base: str, ids: IdFactory, namespace: str, resources: int, first: int = 0) -> float:
+    """One PUT per resource, each on a new connection (no session, Connection: close); seconds taken."""
     headers = {
         "Content-Type": "application/fhir+json",
         "Accept": "application/fhir+json",
         "Connection": "close",
     }
     started = time.perf_counter()
-    for i in range(resources // 2):
+    for i in range(first // 2, first // 2 + resources // 2):
         for resource in pair(ids, namespace, i):
             r = requests.put(
                 f"{base}/{resource['resourceType']}/{resource['id']}",
@@ -107,7 +114,7 @@ def naive(base: str, ids: IdFactory, namespace: str, resources: int) -> float:
                 timeout=60,
             )
             r.raise_for_status()
-    return (resources // 2 * 2) / (time.perf_counter() - started)
+    return time.perf_counter() - started
 
 
 def start_server() -> tuple[str, bool]:
@@ -134,6 +141,7 @@ def main() -> None:
     parser.add_argument("--naive-sample", type=int, default=2_000)
     parser.add_argument("--concurrency", type=int, default=2, help="bundles in flight")
     parser.add_argument("--warmup", type=int, default=4_000, help="resources pushed before measuring")
+    parser.add_argument("--segments", type=int, default=10, help="paired naive/push slices per bundle size")
     parser.add_argument(
         "--tag", default=str(int(time.time())), help="id namespace (new ids per run by default)"
     )
@@ -146,50 +154,75 @@ def main() -> None:
     )
     try:
         requests.get(f"{base}/metadata", timeout=120).raise_for_status()
-        # Warm the server up first (JIT, caches, connection pools) through both paths, so neither
-        # measurement pays for a cold JVM.
+        # Warm the server up first (JIT, caches, pools) through both paths, so neither pays for a cold JVM.
         naive(base, ids, "warm-naive", min(200, args.naive_sample))
         with tempfile.TemporaryDirectory() as out, FhirClient(base, pool_size=args.concurrency) as client:
             Pusher(client, concurrency=args.concurrency).push_plan(
-                plan(ids, "warm", args.warmup, 100), Path(out)
+                plan(ids, "warm", 0, args.warmup, 100), Path(out)
             )
-        # The server slows down as its database grows, so the naive sample is measured in slices, one
-        # just before each bundle size, at the same database sizes the transactions meet.
-        naive_slice = max(2, args.naive_sample // len(sizes))
-        naive_seconds = 0.0
-        naive_done = 0
-        rates: dict[int, float] = {}
-        for size in sizes:
-            rate = naive(base, ids, f"naive{size}-{len(rates)}", naive_slice)
-            measured = naive_slice // 2 * 2
-            naive_seconds += measured / rate
-            naive_done += measured
-            print(f"naive slice (PUT per resource, new connection): {rate:8.1f} resources/s on {measured}")
-            with (
-                tempfile.TemporaryDirectory() as out,
-                FhirClient(base, retry=RetryPolicy(total=8), pool_size=args.concurrency) as client,
-            ):
-                pusher = Pusher(client, concurrency=args.concurrency)
-                t0 = time.perf_counter()
-                namespace = f"size{size}-{len(rates)}"
-                summary = pusher.push_plan(plan(ids, namespace, args.n, size), Path(out), bundle_size=size)
-                seconds = time.perf_counter() - t0
-            if not summary.complete or summary.failed:
-                raise SystemExit(f"bundle size {size}: push incomplete ({summary.failed} failed)")
-            rates[size] = summary.created / seconds
+        # Paired, round-robin measurement: the machine is shared and the server slows down as its
+        # database grows (HAPI's id look-up for a transaction is an OR of (type, id) pairs, which H2
+        # answers by scanning the table), so every bundle size's push is cut into segments, the sizes
+        # take turns, and a slice of the naive sample runs just before each segment: all of them meet
+        # the same load and the same database sizes.
+        segments = max(1, args.segments)
+        per_segment = max(2, args.n // segments) // 2 * 2
+        naive_per_segment = max(2, args.naive_sample // (len(sizes) * segments)) // 2 * 2
+        results = {
+            size: {
+                "created": 0,
+                "seconds": 0.0,
+                "naive_resources": 0,
+                "naive_seconds": 0.0,
+                "bundles": 0,
+                "retries": 0,
+            }
+            for size in sizes
+        }
+        for k in range(segments):
+            for run, size in enumerate(sizes):
+                r = results[size]
+                r["naive_seconds"] += naive(
+                    base, ids, f"naive{run}", naive_per_segment, k * naive_per_segment
+                )
+                r["naive_resources"] += naive_per_segment
+                with (
+                    tempfile.TemporaryDirectory() as out,
+                    FhirClient(base, retry=RetryPolicy(total=8), pool_size=args.concurrency) as client,
+                ):
+                    pusher = Pusher(client, concurrency=args.concurrency)
+                    bundles = plan(ids, f"size{size}", k * per_segment, per_segment, size)
+                    t0 = time.perf_counter()
+                    summary = pusher.push_plan(bundles, Path(out), bundle_size=size)
+                    r["seconds"] += time.perf_counter() - t0
+                if not summary.complete or summary.failed:
+                    raise SystemExit(f"bundle size {size}: push incomplete ({summary.failed} failed)")
+                r["created"] += summary.created
+                r["bundles"] += summary.bundles
+                r["retries"] += summary.retries
+            print(f"segment {k + 1}/{segments} done", flush=True)
+        naive_total = {"resources": 0, "seconds": 0.0}
+        for size, r in results.items():
+            naive_total["resources"] += r["naive_resources"]
+            naive_total["seconds"] += r["naive_seconds"]
+            rate = r["created"] / r["seconds"]
+            naive_rate = r["naive_resources"] / r["naive_seconds"]
             print(
-                f"bundle size {size:>4}: {rates[size]:8.1f} resources/s "
-                f"({summary.created} created in {seconds:.1f} s, {summary.bundles} bundles, "
-                f"{summary.retries} retries)"
+                f"bundle size {size:>4}: {rate:8.1f} resources/s "
+                f"({r['created']} created in {r['seconds']:.1f} s, {r['bundles']} bundles, "
+                f"{r['retries']} retries); naive alongside: {naive_rate:6.1f} resources/s "
+                f"on {r['naive_resources']} -> {rate / naive_rate:5.1f}x"
             )
-        naive_rate = naive_done / naive_seconds
-        print(f"naive overall: {naive_rate:.1f} resources/s on {naive_done} resources")
-        best = max(rates, key=rates.__getitem__)
+        overall_naive = naive_total["resources"] / naive_total["seconds"]
+        print(f"naive overall: {overall_naive:.1f} resources/s on {naive_total['resources']} resources")
+        best = max(results, key=lambda s: results[s]["created"] / results[s]["seconds"])
+        best_rate = results[best]["created"] / results[best]["seconds"]
+        paired_naive = results[best]["naive_resources"] / results[best]["naive_seconds"]
         print(f"best bundle size: {best}")
         report(
-            push_naive_resources_per_s=naive_rate,
-            push_best_resources_per_s=rates[best],
-            push_speedup_vs_naive=rates[best] / naive_rate,
+            push_naive_resources_per_s=overall_naive,
+            push_best_resources_per_s=best_rate,
+            push_speedup_vs_naive=best_rate / paired_naive,
         )
     finally:
         if started_here:

@@ -12,6 +12,7 @@ reported and dropped.
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -52,10 +53,16 @@ class FhirXmlError(ValueError):
     """The document is not well-formed XML or its root is not a FHIR resource."""
 
 
-def parse_xml(source: bytes | str | Path) -> tuple[dict[str, Any] | None, list[Issue]]:
+def parse_xml(
+    source: bytes | str | Path, *, exact_decimals: bool = False
+) -> tuple[dict[str, Any] | None, list[Issue]]:
     """Parse a FHIR XML document into FHIR JSON; returns ``(resource or None, issues)``.
 
     Malformed XML gives ``None`` and one fatal issue (like the HL7 validator), never an exception.
+    Decimals become ``float`` by default, exactly what ``json``/``orjson`` give for the same
+    resource in JSON, so the result serialises anywhere. With ``exact_decimals`` they become
+    ``decimal.Decimal`` and keep their digits (``1.50`` stays ``Decimal('1.50')``): the validator
+    reads that way, and ``to_xml`` writes a ``Decimal`` back unchanged.
     """
     if isinstance(source, Path):
         source = source.read_bytes()
@@ -66,7 +73,7 @@ def parse_xml(source: bytes | str | Path) -> tuple[dict[str, Any] | None, list[I
         root = etree.fromstring(source, parser)
     except etree.XMLSyntaxError as exc:
         return None, [_fatal(_xml_error_text(exc), "(xml)", "XML_PARSE_ERROR")]
-    reader = _XmlReader(type_index())
+    reader = _XmlReader(type_index(), exact_decimals)
     resource = reader.read_resource(root, "")
     return resource, reader.issues
 
@@ -84,15 +91,17 @@ def _fatal(message: str, location: str, message_id: str) -> Issue:
 
 
 class _XmlReader:
-    def __init__(self, index: TypeIndex) -> None:
+    def __init__(self, index: TypeIndex, exact_decimals: bool = False) -> None:
         self.index = index
+        self.exact_decimals = exact_decimals
         self.issues: list[Issue] = []
+        self._orders: dict[str, dict[str, int]] = {}
 
     def error(self, message: str, location: str, message_id: str, line: int | None = None) -> None:
         suffix = f" (line {line})" if line else ""
         self.issues.append(Issue(Severity.ERROR, "structure", message + suffix, location, message_id))
 
-    def read_resource(self, el: etree._Element, xpath: str) -> dict[str, Any] | None:
+    def read_resource(self, el: etree._Element, xpath: str, fhirpath: str = "") -> dict[str, Any] | None:
         name = etree.QName(el).localname
         xpath = f"{xpath}/f:{name}"
         if etree.QName(el).namespace != FHIR_NS or not self.index.is_resource(name):
@@ -102,7 +111,7 @@ class _XmlReader:
             return None
         out: dict[str, Any] = {"resourceType": name}
         self.check_attributes(el, name, xpath, allowed=set())
-        self.read_children(el, name, out, xpath)
+        self.read_children(el, name, out, xpath, fhirpath or name)
         return out
 
     def check_attributes(self, el: etree._Element, type_name: str, xpath: str, allowed: set[str]) -> None:
@@ -123,11 +132,16 @@ class _XmlReader:
         texts = [el.text] + [child.tail for child in el]
         for text in texts:
             if text and text.strip():
-                single = " ".join(text.split())
-                self.error(f"Text should not be present ('{single}')", xpath, "Text_should_not_be_present")
+                # the stray text itself is not quoted: it may be clinical content
+                self.error("Text should not be present", xpath, "Text_should_not_be_present")
 
-    def read_children(self, el: etree._Element, path: str, out: dict[str, Any], xpath: str) -> None:
+    def read_children(
+        self, el: etree._Element, path: str, out: dict[str, Any], xpath: str, fhirpath: str = ""
+    ) -> None:
         self.check_text(el, xpath)
+        order = self._order(path)
+        last_position, last_name = -1, ""
+        counts: dict[str, int] = {}
         for child in el:
             if not isinstance(child.tag, str):
                 continue
@@ -147,17 +161,43 @@ class _XmlReader:
             info, type_code = resolved
             key = info.name + (type_code[:1].upper() + type_code[1:] if info.choice else "")
             child_xpath = f"{xpath}/f:{qname.localname}"
+            seen = counts.get(info.name, 0)
+            counts[info.name] = seen + 1
+            child_path = f"{fhirpath}.{info.name}" + (f"[{seen}]" if info.many else "")
+            position = order.get(info.name, -1)
+            if position < last_position:
+                self.issues.append(
+                    Issue(
+                        Severity.ERROR,
+                        "structure",
+                        f"Element '{info.name}' is out of order (found after {last_name}): XML elements "
+                        "must follow the order of the definition",
+                        child_path,
+                        "Validation_VAL_Profile_OutOfOrder",
+                    )
+                )
+            else:
+                last_position, last_name = position, info.name
             if self.index.is_primitive(type_code) or type_code in ("xhtml",):
-                value, extra = self.read_primitive(child, type_code, child_xpath)
+                value, extra = self.read_primitive(child, type_code, child_xpath, child_path)
                 _put(out, key, value, info.many)
                 _put(out, "_" + key, extra, info.many, align_with=out.get(key))
             elif type_code == "Resource" or self.index.is_resource(type_code):
-                _put(out, key, self.read_wrapped_resource(child, child_xpath), info.many)
+                _put(out, key, self.read_wrapped_resource(child, child_xpath, child_path), info.many)
             else:
-                _put(out, key, self.read_complex(child, info, type_code, child_xpath), info.many)
+                _put(out, key, self.read_complex(child, info, type_code, child_xpath, child_path), info.many)
         _trim_primitive_arrays(out)
 
-    def read_primitive(self, el: etree._Element, type_code: str, xpath: str) -> tuple[Any, dict | None]:
+    def _order(self, path: str) -> dict[str, int]:
+        """Definition order of the children of a type or backbone element (cached)."""
+        cached = self._orders.get(path)
+        if cached is None:
+            cached = self._orders[path] = {name: i for i, name in enumerate(self.index.children(path))}
+        return cached
+
+    def read_primitive(
+        self, el: etree._Element, type_code: str, xpath: str, fhirpath: str = ""
+    ) -> tuple[Any, dict | None]:
         if type_code == "xhtml":
             self.check_attributes(
                 el, type_code, xpath, allowed={"lang", "{http://www.w3.org/XML/1998/namespace}lang"}
@@ -175,8 +215,15 @@ class _XmlReader:
             qname = etree.QName(child)
             if qname.namespace == FHIR_NS and qname.localname == "extension":
                 ext_info = self.index.children("Element")["extension"]
+                position = len(extra.get("extension", ()))
                 extra.setdefault("extension", []).append(
-                    self.read_complex(child, ext_info, "Extension", f"{xpath}/f:extension")
+                    self.read_complex(
+                        child,
+                        ext_info,
+                        "Extension",
+                        f"{xpath}/f:extension",
+                        f"{fhirpath}.extension[{position}]",
+                    )
                 )
             else:
                 self.error(
@@ -188,9 +235,11 @@ class _XmlReader:
         raw = el.attrib.get("value")
         if raw is None:
             return None, extra  # present but empty: kept so the validator can say so
-        return primitive_from_text(type_code, raw), (extra or None)
+        return primitive_from_text(type_code, raw, self.exact_decimals), (extra or None)
 
-    def read_wrapped_resource(self, el: etree._Element, xpath: str) -> dict[str, Any] | None:
+    def read_wrapped_resource(
+        self, el: etree._Element, xpath: str, fhirpath: str = ""
+    ) -> dict[str, Any] | None:
         self.check_text(el, xpath)
         inner = [c for c in el if isinstance(c.tag, str)]
         if len(inner) != 1:
@@ -201,9 +250,12 @@ class _XmlReader:
                 el.sourceline,
             )
             return None
-        return self.read_resource(inner[0], xpath)
+        name = etree.QName(inner[0]).localname
+        return self.read_resource(inner[0], xpath, f"{fhirpath}/*{name}*/" if fhirpath else "")
 
-    def read_complex(self, el: etree._Element, info: ChildInfo, type_code: str, xpath: str) -> dict[str, Any]:
+    def read_complex(
+        self, el: etree._Element, info: ChildInfo, type_code: str, xpath: str, fhirpath: str = ""
+    ) -> dict[str, Any]:
         children_path = self.index.children_path(info, type_code)
         out: dict[str, Any] = {}
         attr_children = {name for name, c in self.index.children(children_path).items() if c.xml_attr}
@@ -211,19 +263,25 @@ class _XmlReader:
         for name in attr_children:
             if name in el.attrib:
                 out[name] = el.attrib[name]
-        self.read_children(el, children_path, out, xpath)
+        self.read_children(el, children_path, out, xpath, fhirpath)
         if not out and any(isinstance(c.tag, str) for c in el):
             return PartialElement()
         return out
 
 
-def primitive_from_text(type_code: str, raw: str) -> Any:
-    """XML attribute text → JSON value (booleans and numbers typed, invalid text kept as a string)."""
+def primitive_from_text(type_code: str, raw: str, exact_decimals: bool = False) -> Any:
+    """XML attribute text → JSON value (booleans and numbers typed, invalid text kept as a string).
+
+    A decimal becomes ``Decimal`` (its digits kept) with ``exact_decimals``, else what a JSON
+    parser gives for the same number: ``int`` without a fraction or exponent, ``float`` otherwise.
+    """
     if type_code in JSON_BOOLEAN and raw in ("true", "false"):
         return raw == "true"
     if type_code in JSON_INTEGER and _INTEGER.match(raw):
         return int(raw)
     if type_code in JSON_DECIMAL and _DECIMAL.match(raw):
+        if exact_decimals:
+            return Decimal(raw)
         return int(raw) if _INTEGER.match(raw) else float(raw)
     return raw
 
@@ -381,4 +439,4 @@ def _text(value: Any) -> str:
         return "false"
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
         return repr(value)
-    return str(value)
+    return str(value)  # a Decimal keeps its digits: Decimal('1.50') → "1.50"

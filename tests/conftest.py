@@ -33,4 +33,3 @@ def shared() -> Path:
 @pytest.fixture(scope="session")
 def examples_dir() -> Path:
     return REPO_ROOT / "examples"
-

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from lxml import etree
 
 from fhir_dnacpr.fhirxml import parse_xml, to_xml
@@ -69,3 +71,39 @@ def test_strict_serialiser_refuses_unknown_properties():
         assert "nonsense" in str(exc)
     else:
         raise AssertionError("unknown property silently dropped")
+
+
+def test_decimals_keep_their_digits_when_asked():
+    xml = b"""<Observation xmlns="http://hl7.org/fhir"><status value="final"/>
+      <code><text value="x"/></code><valueQuantity><value value="1.50"/></valueQuantity></Observation>"""
+    exact, _ = parse_xml(xml, exact_decimals=True)
+    assert exact["valueQuantity"]["value"] == Decimal("1.50")
+    assert str(exact["valueQuantity"]["value"]) == "1.50"
+    assert b'value="1.50"' in to_xml(exact)
+    default, _ = parse_xml(xml)
+    assert default["valueQuantity"]["value"] == 1.5 and isinstance(default["valueQuantity"]["value"], float)
+
+
+def test_elements_out_of_definition_order_are_reported_with_a_fhirpath_location():
+    resource, issues = parse_xml(
+        b'<Patient xmlns="http://hl7.org/fhir"><active value="true"/><id value="p1"/>'
+        b'<name><given value="A"/><family value="B"/></name></Patient>'
+    )
+    assert resource == {
+        "resourceType": "Patient",
+        "id": "p1",
+        "active": True,
+        "name": [{"family": "B", "given": ["A"]}],
+    }
+    assert [(i.message_id, i.location) for i in issues] == [
+        ("Validation_VAL_Profile_OutOfOrder", "Patient.id"),
+        ("Validation_VAL_Profile_OutOfOrder", "Patient.name[0].family"),
+    ]
+
+
+def test_stray_text_is_reported_without_quoting_it():
+    _resource, issues = parse_xml(
+        b'<Patient xmlns="http://hl7.org/fhir">Jane Smith, DNACPR<active value="true"/></Patient>'
+    )
+    assert [i.message_id for i in issues] == ["Text_should_not_be_present"]
+    assert "Jane" not in issues[0].message

@@ -15,9 +15,9 @@ def main() -> None:
 
 def _register() -> None:
     """Attach each command group; modules are imported here so `--help` lists them all."""
-    from fhir_dnacpr.cli import audit, convert, mapping
+    from fhir_dnacpr.cli import audit, convert, mapping, pull, push, server, validate
 
-    for module in (convert, mapping, audit):
+    for module in (convert, mapping, validate, push, pull, server, audit):
         main.add_command(module.command)
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "validate",
 ]
 
+
 @cache
 def default_validator() -> Validator:
     """Base R4 plus the project's ``profiles/`` folder (or ``$FHIR_DNACPR_PROFILES``)."""

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from fhir_dnacpr.issues import Issue
+from fhir_dnacpr.validation.primitives import NOT_SHOWN
 from fhir_dnacpr.validation.structure import CompiledStructure, ElementNode
 
 if TYPE_CHECKING:
@@ -22,7 +23,43 @@ EXTENSIBLE_IN_PRACTICE = "http://hl7.org/fhir/ValueSet/ucum-vitals-common"
 
 def check_binding(
     run: Run, node: ElementNode, type_code: str, value: Any, location: str, structure: CompiledStructure
-) -> Iterator[Issue]:
+) -> list[Issue]:
+    """Binding findings for one value; a (binding, codes) pair found clean is remembered."""
+    key = ("binding", node.binding, type_code, _codes_key(type_code, value))
+    cache = run.validator.cache
+    if key[3] is not None and cache.get(key) is True:
+        return []
+    found = list(_check_binding(run, node, type_code, value, location))
+    if not found and key[3] is not None:
+        cache[key] = True
+    return found
+
+
+def _codes_key(type_code: str, value: Any) -> Any:
+    """The codes a binding verdict depends on, as a hashable key (None: do not cache)."""
+    if type(value) is str:
+        return value
+    if not isinstance(value, dict):
+        return None
+    if type_code == "CodeableConcept":
+        codings = value.get("coding")
+        if not isinstance(codings, list):
+            return ()
+        pairs = []
+        for coding in codings:
+            if isinstance(coding, dict):
+                system, code = coding.get("system"), coding.get("code")
+                if not (system is None or type(system) is str) or not (code is None or type(code) is str):
+                    return None
+                pairs.append((system, code))
+        return tuple(pairs)
+    system, code = value.get("system"), value.get("code")
+    if not (system is None or type(system) is str) or not (code is None or type(code) is str):
+        return None
+    return (system, code)
+
+
+def _check_binding(run: Run, node: ElementNode, type_code: str, value: Any, location: str) -> Iterator[Issue]:
     strength, vs_url = node.binding  # type: ignore[misc]
     if vs_url.startswith(EXTENSIBLE_IN_PRACTICE):
         strength = "extensible"  # the HL7 validator reports these R4 vital-signs unit bindings as extensible
@@ -37,13 +74,14 @@ def check_binding(
         if not isinstance(value, str):
             return
         verdict = expansion.contains(None, value)
+        shown = f"'{value}'" if type_code != "string" else NOT_SHOWN  # strings may be free text
         if verdict is False and strength == "required":
             yield run.issue(
                 "error",
                 "not-found",
                 location,
                 "UNABLE_TO_INFER_CODESYSTEM",
-                f"The System URI could not be determined for the code '{value}' in the ValueSet "
+                f"The System URI could not be determined for the code {shown} in the ValueSet "
                 f"'{expansion.label}'",
             )
             yield run.issue(
@@ -51,10 +89,10 @@ def check_binding(
                 "code-invalid",
                 location,
                 "Terminology_TX_NoValid_16",
-                f"The value provided ('{value}') was not found in the value set {vs_label}, and a "
+                f"The value provided ({shown}) was not found in the value set {vs_label}, and a "
                 "code is required "
                 f"from this value set  (error message = The System URI could not be determined for the code "
-                f"'{value}' in the ValueSet '{expansion.label}')",
+                f"{shown} in the ValueSet '{expansion.label}')",
             )
         elif verdict is False:
             yield run.issue(
@@ -62,7 +100,7 @@ def check_binding(
                 "code-invalid",
                 location,
                 "Terminology_TX_NoValid_17",
-                f"The value provided ('{value}') was not found in the value set {vs_label}, and a "
+                f"The value provided ({shown}) was not found in the value set {vs_label}, and a "
                 "code should come "
                 "from this value set unless it has no suitable code (note that the validator "
                 "cannot judge what is suitable)",
@@ -136,30 +174,27 @@ def _codings(type_code: str, value: Any) -> list[dict] | None:
     return None
 
 
-def check_codings_known(run: Run, type_code: str, value: Any, location: str) -> Iterator[Issue]:
-    """A code from a code system we hold in full must exist in it, whatever the binding."""
-    if type_code == "CodeableConcept":
-        codings = value.get("coding") if isinstance(value, dict) else None
-        if not isinstance(codings, list):
-            return
-        items = [(c, f"{location}.coding[{i}]") for i, c in enumerate(codings) if isinstance(c, dict)]
-    else:
-        items = [(value, location)]
-    for coding, where in items:
-        system, code = coding.get("system"), coding.get("code")
-        if not isinstance(system, str) or not isinstance(code, str):
-            continue
+def check_coding_known(run: Run, value: Any, location: str) -> Issue | None:
+    """A code from a code system we hold in full must exist in it, whatever the binding.
+
+    (Codings inside a CodeableConcept are walked as Codings, so this covers them too.)
+    """
+    system, code = value.get("system"), value.get("code")
+    if not isinstance(system, str) or not isinstance(code, str):
+        return None
+    key = ("coding-known", system, code)
+    cache = run.validator.cache
+    message = cache.get(key, ...)
+    if message is ...:
+        message = None
         cs = run.validator.terminology.code_system(system)
-        if cs is None or not cs.complete or not cs.displays or cs.has(code):
-            continue
-        version = f" version '{cs.version}'" if cs.version else ""
-        yield run.issue(
-            "error",
-            "code-invalid",
-            f"{where}.code",
-            "Unknown_Code_in_Version",
-            f"Unknown code '{code}' in the CodeSystem '{system}'{version}",
-        )
+        if not (cs is None or not cs.complete or not cs.displays or cs.has(code)):
+            version = f" version '{cs.version}'" if cs.version else ""
+            message = f"Unknown code '{code}' in the CodeSystem '{system}'{version}"
+        cache[key] = message
+    if message is None:
+        return None
+    return run.issue("error", "code-invalid", location, "Unknown_Code_in_Version", message)
 
 
 def member_of(run: Run, value: Any, vs_url: str) -> bool | None:

@@ -11,17 +11,18 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from fhir_dnacpr.issues import Issue
-from fhir_dnacpr.validation.fhirpath import SKIPPED_KEYS
 from fhir_dnacpr.validation.primitives import (
     as_decimal,
     check_primitive,
     decodes_as_base64,
     is_valid_base64,
+    shown_value,
     text_of,
 )
 from fhir_dnacpr.validation.structure import CompiledStructure, ElementNode
 
 if TYPE_CHECKING:
+    from fhir_dnacpr.validation.plan import Plan
     from fhir_dnacpr.validation.walker import Item, Run
 
 ELE1_MESSAGE = (
@@ -172,86 +173,110 @@ def ele1(run: Run, location: str) -> Issue:
     )
 
 
-def primitive(run: Run, node: ElementNode, item: Item, structure: CompiledStructure) -> Iterator[Issue]:
+_NO_ISSUES: list[Issue] = []
+
+
+def primitive_merged(run: Run, plan: Plan, item: Item) -> list[Issue]:
+    """All layers' checks of one primitive value: format once per distinct rule set, then the
+    per-layer rules (fixed/pattern, min/max, bindings) where a layer has them. (The walker
+    remembers the outcome per string value: it depends on nothing else.)"""
     value, extra, location = item.value, item.extra, item.location
+    out: list[Issue] | None = None
     if extra is not None and not isinstance(extra, dict):
-        yield run.issue(
-            "error",
-            "structure",
-            location,
-            "UNRECOGNISED_PROPERTY_TYPE",
-            f"Invalid JSON type for _{item.key}; expected an object",
-        )
+        out = [
+            run.issue(
+                "error",
+                "structure",
+                location,
+                "UNRECOGNISED_PROPERTY_TYPE",
+                f"Invalid JSON type for _{item.key}; expected an object",
+            )
+        ]
         extra = None
     if value is None or value == "":
+        out = out or []
         if value == "":
-            yield run.issue(
-                "error",
-                "invalid",
-                location,
-                "Type_Specific_Checks_DT_Primitive_NotEmpty",
-                "value cannot be empty",
+            out.append(
+                run.issue(
+                    "error",
+                    "invalid",
+                    location,
+                    "Type_Specific_Checks_DT_Primitive_NotEmpty",
+                    "value cannot be empty",
+                )
             )
         elif not extra:
-            yield run.issue(
-                "error",
-                "invalid",
-                location,
-                "Type_Specific_Checks_DT_Primitive_ValueExt",
-                "Primitive types must have a value or must have child extensions",
+            out.append(
+                run.issue(
+                    "error",
+                    "invalid",
+                    location,
+                    "Type_Specific_Checks_DT_Primitive_ValueExt",
+                    "Primitive types must have a value or must have child extensions",
+                )
             )
         if not extra or not any(k != "id" for k in extra):
-            yield ele1(run, location)
-        if node.binding and node.binding[0] == "required" and value is None:
-            yield run.issue(
-                "error",
-                "code-invalid",
-                location,
-                "Terminology_TX_Code_ValueSet_MISSING",
-                "No code provided, and a code is required from the value set",
+            out.append(ele1(run, location))
+        if plan.binding_required and value is None:
+            out.append(
+                run.issue(
+                    "error",
+                    "code-invalid",
+                    location,
+                    "Terminology_TX_Code_ValueSet_MISSING",
+                    "No code provided, and a code is required from the value set",
+                )
             )
-        return
-    core = structure.definition.get("_core", False)
-    min_length = structure.definition.get("_min_length", {}).get(node.id)
-    if min_length and len(text_of(value)) < min_length:
-        yield run.issue(
-            "error",
-            "invalid",
-            location,
-            "PRIMITIVE_TOO_SHORT",
-            f"Value '{text_of(value)}' is shorter than permitted minimum length of {min_length}",
-        )
-    if node.path.endswith(".id") and node.path.count(".") == 1 and structure.kind == "resource":
-        return  # Resource.id: checked with the resource (HL7 'Invalid Resource id' messages)
-    for severity, code, message_id, message in check_primitive(
-        item.type_code, value, core=core, max_length=node.max_length
-    ):
-        yield run.issue(severity, code, location, message_id, message)
-    yield from _fixed_primitive(run, node, value, location, structure)
-    yield from _min_max_primitive(run, node, item.type_code, value, location)
-    if node.binding is not None:
+        return out
+    type_code = item.type_code
+    for _node, min_length in plan.min_lengths:
+        if len(text_of(value)) < min_length:
+            out = out or []
+            out.append(
+                run.issue(
+                    "error",
+                    "invalid",
+                    location,
+                    "PRIMITIVE_TOO_SHORT",
+                    f"Value is shorter than permitted minimum length of {min_length}",
+                )
+            )
+    for core, max_length in plan.formats:
+        for severity, code, message_id, message in check_primitive(
+            type_code, value, core=core, max_length=max_length
+        ):
+            out = out or []
+            out.append(run.issue(severity, code, location, message_id, message))
+    if plan.special:
         from fhir_dnacpr.validation.bindings import check_binding
 
-        yield from check_binding(run, node, item.type_code, value, location, structure)
+        out = out or []
+        for node in plan.special:
+            out.extend(_fixed_primitive(run, node, value, location, node.structure, type_code))
+            out.extend(_min_max_primitive(run, node, type_code, value, location))
+            if node.binding is not None:
+                out.extend(check_binding(run, node, type_code, value, location, node.structure))
+    return out if out is not None else _NO_ISSUES
 
 
 def _fixed_primitive(
-    run: Run, node: ElementNode, value: Any, location: str, structure: CompiledStructure
+    run: Run, node: ElementNode, value: Any, location: str, structure: CompiledStructure, type_code: str = ""
 ) -> Iterator[Issue]:
     for kind, spec in (("fixed", node.fixed), ("pattern", node.pattern)):
         if spec is None or isinstance(spec[1], dict | list):
             continue
         expected = spec[1]
         if text_of(expected) != text_of(value):
+            shown = shown_value(type_code, value)
             yield run.issue(
                 "error",
                 "value",
                 location,
                 "Profile_VAL_Fixed" if kind == "fixed" else "Profile_VAL_Pattern",
-                f"Value is '{text_of(value)}' but is {'fixed' if kind == 'fixed' else 'required'} to be "
+                f"Value is {shown} but is required to be "
                 f"'{text_of(expected)}' in the profile {node.structure.versioned_url}#{node.id}"
                 if kind == "pattern"
-                else f"Value is '{text_of(value)}' but is fixed to '{text_of(expected)}' in the profile "
+                else f"Value is {shown} but is fixed to '{text_of(expected)}' in the profile "
                 f"{node.structure.url}#{node.id}",
             )
 
@@ -335,6 +360,10 @@ def fixed_and_pattern(
         )
 
 
+#: Element names whose values are codes/URIs (safe to quote); anything else may be free text.
+_FIXED_KEY_TYPES = {"system": "uri", "code": "code", "version": "code", "url": "uri", "use": "code"}
+
+
 def _compare_fixed(run: Run, fixed: dict, value: dict, location: str, node: ElementNode) -> Iterator[Issue]:
     for key, expected in fixed.items():
         if key not in value:
@@ -353,7 +382,8 @@ def _compare_fixed(run: Run, fixed: dict, value: dict, location: str, node: Elem
                 "value",
                 f"{location}.{key}",
                 "Profile_VAL_Fixed",
-                f"Value is '{value[key]}' but is fixed to '{expected}' in the profile {node.structure.url}",
+                f"Value is {shown_value(_FIXED_KEY_TYPES.get(key, ''), value[key])} but is fixed to "
+                f"'{expected}' in the profile {node.structure.url}",
             )
     for key in value:
         if key not in fixed and key not in ("id", "extension"):
@@ -373,10 +403,27 @@ def matches_pattern(pattern: Any, value: Any) -> bool:
     if isinstance(pattern, dict):
         if not isinstance(value, dict):
             return False
-        return all(key in value and matches_pattern(sub, value[key]) for key, sub in pattern.items())
+        for key, sub in pattern.items():
+            if key not in value:
+                return False
+            actual = value[key]
+            if type(sub) is str and type(actual) is str:
+                if sub != actual:
+                    return False
+            elif not matches_pattern(sub, actual):
+                return False
+        return True
     if isinstance(pattern, list):
         items = value if isinstance(value, list) else [value]
-        return all(any(matches_pattern(p, v) for v in items) for p in pattern)
+        for sub in pattern:
+            for actual in items:
+                if matches_pattern(sub, actual):
+                    break
+            else:
+                return False
+        return True
+    if type(pattern) is str and type(value) is str:
+        return pattern == value
     return text_of(pattern) == text_of(value)
 
 
@@ -486,50 +533,3 @@ def type_profiles(
     )
     for _, found in outcomes:
         yield from found
-
-
-def invariants(
-    run: Run,
-    node: ElementNode,
-    value: Any,
-    type_code: str,
-    location: str,
-    structure: CompiledStructure,
-    skip: set[str] | frozenset[str] = frozenset(),
-) -> Iterator[Issue]:
-    if not node.constraints:
-        return
-    frame = run.frame
-    for constraint in node.constraints:
-        key = constraint.get("key", "")
-        expression = constraint.get("expression")
-        if not expression or key in SKIPPED_KEYS or key in skip:
-            continue
-        type_path = node.path if structure.kind == "resource" or "." in node.path else type_code
-        cache_key = (id(value), expression, id(frame.resource))
-        verdict = run.verdicts.get(cache_key, ...)
-        if verdict is ...:
-            verdict = run.validator.fhirpath.check(
-                expression, value, type_path, frame.resource, run.root_resource(), run.host
-            )
-            run.verdicts[cache_key] = verdict
-        if verdict is not False:
-            continue
-        severity = constraint.get("severity", "error")
-        best_practice = constraint.get("bestPractice") or any(
-            e.get("url", "").endswith("elementdefinition-bestpractice") and e.get("valueBoolean")
-            for e in constraint.get("extension", ())
-        )
-        message = f"Constraint failed: {key}: '{constraint.get('human', '')}'"
-        source = constraint.get("source")
-        if source and source != node.structure.url and not source.endswith("/" + node.structure.type):
-            message += f" (defined in {source})"
-        if best_practice:
-            level = run.options.best_practice
-            if level == "ignore" or level == "hint":
-                continue
-            severity = "error" if level == "error" else "warning"
-            message += " (Best Practice Recommendation)"
-        if severity not in ("error", "warning"):
-            severity = "warning"
-        yield run.issue(severity, "invariant", location, f"{source or node.structure.url}#{key}", message)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from fhir_dnacpr.issues import Issue
@@ -23,6 +24,12 @@ _OF_TYPE = re.compile(r"\.ofType\(([^)]+)\)")
 _RESOURCE_MARK = re.compile(r"/\*[^*]*\*/")
 
 
+@lru_cache(maxsize=4096)
+def _absolute(url: str) -> bool:
+    """Absolute and well formed: a URL with whitespace is not one (as the HL7 validator says)."""
+    return is_absolute_url(url) and not any(c.isspace() for c in url)
+
+
 def allow_unknown(url: str, allow_examples: bool) -> bool:
     return (
         (allow_examples and ("example.org" in url or "acme.com" in url))
@@ -32,83 +39,223 @@ def allow_unknown(url: str, allow_examples: bool) -> bool:
     )
 
 
-def check_extension(
-    run: Run, node: ElementNode, value: dict[str, Any], location: str, host_location: str
-) -> Iterator[Issue]:
+def check_extension(run: Run, node: ElementNode, value: dict[str, Any], location: str) -> Any:
+    """Report URL, modifier and context problems; return the extension's definition (a compiled
+    structure the walker adds as one more layer of the value) or None when there is none to apply.
+
+    The outcome depends on the URL and on where the extension sits (host path, host type), not on
+    the value: when the definition's contexts are all element paths, it is remembered per place.
+    """
+    url = value.get("url")
+    host_location, host_node, host_type, _host_value = run.hosts[-1]
+    key = (
+        "extension",
+        url if type(url) is str else None,
+        node.name,
+        node.structure.type == "Extension",
+        host_location,
+        host_node,
+        host_type,
+        run.frame.resource.get("resourceType"),
+        run.options.allow_example_extensions,
+        run.options.any_extensions_allowed,
+    )
+    cache = run.validator.cache
+    cached = cache.get(key) if key[1] is not None else None
+    if cached is not None:
+        definition, messages = cached
+        for severity, code, message_id, message, where in messages:
+            run.add_one(run.issue(severity, code, location if where is None else where, message_id, message))
+        return definition
+    holder: list[Any] = []
+    found = run.collect(lambda: holder.append(_find_extension(run, node, value, location)))
+    definition = holder[0] if holder else None
+    for issue in found:
+        run.add_one(issue)
+    if key[1] is not None and _cacheable(definition) and len(cache) < 100_000:
+        cache[key] = (
+            definition,
+            [
+                (
+                    i.severity.value,
+                    i.code,
+                    i.message_id,
+                    i.message,
+                    None if i.location == location else i.location,
+                )
+                for i in found
+            ],
+        )
+    return definition
+
+
+def _cacheable(definition: Any) -> bool:
+    """Element contexts only (no FHIRPath or extension contexts, no context invariants)."""
+    if definition is None:
+        return True
+    sd = definition.definition
+    if sd.get("contextInvariant"):
+        return False
+    return all(ctx.get("type") == "element" for ctx in sd.get("context") or ())
+
+
+def _find_extension(run: Run, node: ElementNode, value: dict[str, Any], location: str) -> Any:
     url = value.get("url")
     if not isinstance(url, str) or url == "":
-        yield run.issue(
-            "error",
-            "invalid",
-            location,
-            "Extension_EXT_Url_NotFound",
-            "Extension.url is required in order to identify, use and validate the extension",
+        run.add_one(
+            run.issue(
+                "error",
+                "invalid",
+                location,
+                "Extension_EXT_Url_NotFound",
+                "Extension.url is required in order to identify, use and validate the extension",
+            )
         )
-        return
-    if not is_absolute_url(url):
+        return None
+    if not _absolute(url):
         if node.structure.type == "Extension":
-            return  # a sub-extension of a complex extension: checked by the definition's slices
-        yield run.issue(
-            "error",
-            "invalid",
-            location,
-            "Extension_EXT_URL_Absolute",
-            "Extension.url must be an absolute URL",
+            return None  # a sub-extension of a complex extension: checked by the definition's slices
+        run.add_one(
+            run.issue(
+                "error",
+                "invalid",
+                location,
+                "Extension_EXT_URL_Absolute",
+                "Extension.url must be an absolute URL",
+            )
         )
-        return
+        return None
     definition = run.validator.structure(url.split("|")[0])
     if definition is None:
-        if allow_unknown(url, run.options.allow_example_extensions):
-            yield run.issue(
-                "information", "structure", location, "Extension_EXT_Unknown", f"Unknown extension {url}"
+        if run.options.any_extensions_allowed or allow_unknown(url, run.options.allow_example_extensions):
+            run.add_one(
+                run.issue(
+                    "information", "structure", location, "Extension_EXT_Unknown", f"Unknown extension {url}"
+                )
             )
         else:
-            yield run.issue(
-                "error",
-                "structure",
-                location,
-                "Extension_EXT_Unknown_NotHere",
-                f"The extension {url} could not be found so is not allowed here",
+            run.add_one(
+                run.issue(
+                    "error",
+                    "structure",
+                    location,
+                    "Extension_EXT_Unknown_NotHere",
+                    f"The extension {url} could not be found so is not allowed here",
+                )
             )
-        return
+        return None
     if definition.type != "Extension":
-        return
+        return None
     is_modifier = node.name == "modifierExtension"
     root_modifier = bool(definition.definition.get("snapshot", {}).get("element", [{}])[0].get("isModifier"))
     if is_modifier and not root_modifier:
-        yield run.issue(
-            "error",
-            "structure",
-            location,
-            "Extension_EXT_Modifier_Y",
-            f"The Extension '{url}' must not be used as a modifierExtension (it's a regular extension)",
+        run.add_one(
+            run.issue(
+                "error",
+                "structure",
+                location,
+                "Extension_EXT_Modifier_Y",
+                f"The Extension '{url}' must not be used as a modifierExtension (it's a regular extension)",
+            )
         )
     elif not is_modifier and root_modifier:
-        yield run.issue(
+        run.add_one(
+            run.issue(
+                "error",
+                "structure",
+                location,
+                "Extension_EXT_Modifier_N",
+                f"The Extension '{url}' must not be used as an extension (it's a modifierExtension)",
+            )
+        )
+    if definition.definition.get("context") or definition.definition.get("contextInvariant"):
+        run.add(check_context(run, definition, node, location))
+    return definition
+
+
+def is_definition_root(node: ElementNode) -> bool:
+    """The root of an extension definition (a layer the walker adds to an extension's value)."""
+    structure = node.structure
+    return node is structure.root and structure.type == "Extension" and structure.derivation == "constraint"
+
+
+def check_simple_value(run: Run, definition: Any, value: dict[str, Any], location: str) -> None:
+    """A simple extension (its definition allows value[x]) must carry a value."""
+    value_node = definition.root.children.get("value")
+    if value_node is None or value_node.max == 0 or value_node.min == 0:
+        return
+    for key in value:
+        if key.startswith(("value", "_value")):
+            return
+    run.add_one(
+        run.issue(
             "error",
             "structure",
             location,
-            "Extension_EXT_Modifier_N",
-            f"The Extension '{url}' must not be used as an extension (it's a modifierExtension)",
+            "Extension_EXT_Simple_ABSENT",
+            f"The Extension '{definition.url}' definition is for a simple extension, so it must "
+            "contain a value",
         )
-    yield from check_context(run, definition, node, host_location)
-    if run.extension_depth < 8:
-        run.extension_depth += 1
-        try:
-            run.walk_object(definition.root, value, "Extension", location, definition)
-            run.add(run_invariants(run, definition, value, location))
-        finally:
-            run.extension_depth -= 1
+    )
 
 
-def run_invariants(run: Run, definition, value: dict, location: str) -> Iterator[Issue]:
-    from fhir_dnacpr.validation.checks import invariants
+def wrong_value_type(run: Run, root: ElementNode, name: str, obj: dict[str, Any], location: str) -> None:
+    """An extension value of a type its definition does not allow: reported on the extension (as
+    the HL7 validator does), then the value is judged as the allowed type would be (a string
+    where a boolean belongs is not 'true'/'false'; a coded value without a code misses its
+    required binding)."""
+    value_node = root.children.get("value")
+    if value_node is None:
+        return
+    allowed = [t.code for t in value_node.types]
+    suffix = name[len("value") :]
+    found = (
+        suffix[:1].lower() + suffix[1:]
+        if run.validator.index.is_primitive(suffix[:1].lower() + suffix[1:])
+        else suffix
+    )
+    run.add_one(
+        run.issue(
+            "error",
+            "structure",
+            location,
+            "Extension_EXT_Type",
+            f"The Extension '{root.structure.url}' definition allows for the types "
+            f"[{', '.join(allowed)}] but found type {found}",
+        )
+    )
+    if len(allowed) != 1:
+        return
+    expected = allowed[0]
+    value = obj.get(name)
+    value_location = f"{location}.value"
+    if run.validator.index.is_primitive(expected):
+        from fhir_dnacpr.validation.walker import Item
 
-    yield from invariants(run, definition.root, value, "Extension", location, definition)
+        if value is not None and not isinstance(value, dict | list):
+            plan = run.validator.plan((value_node,), expected)
+            run.walk_primitive(plan, Item(name, None, value, None, value_location, expected))
+    elif value_node.binding and value_node.binding[0] == "required" and not isinstance(value, dict):
+        expansion = run.validator.terminology.expand(value_node.binding[1])
+        label = f"'{expansion.name}' ({expansion.label})" if expansion else value_node.binding[1]
+        run.add_one(
+            run.issue(
+                "error",
+                "code-invalid",
+                value_location,
+                "Terminology_TX_Code_ValueSet",
+                f"No code provided, and a code is required from the value set {label}",
+            )
+        )
 
 
 def host_paths(run: Run, host_location: str, host_node: ElementNode, host_type: str) -> list[str]:
     """HL7's 'this element is [...]' set: literal path without indexes plus logical type paths."""
+    return _host_paths(host_location, host_node.path, host_node.base_path, host_type)
+
+
+@lru_cache(maxsize=4096)
+def _host_paths(host_location: str, node_path: str, base_path: str, host_type: str) -> list[str]:
     literal = host_location
     if "*/" in literal:
         head, tail = literal.rsplit("*/", 1)
@@ -120,7 +267,7 @@ def host_paths(run: Run, host_location: str, host_node: ElementNode, host_type: 
     literal = _INDEX.sub("", literal)
     literal = _OF_TYPE.sub("", literal)
     paths = {literal}
-    for path in (host_node.path, host_node.base_path):
+    for path in (node_path, base_path):
         if "." in path:
             paths.add(path.replace("[x]", ""))
     if host_type and host_type != literal:
@@ -138,7 +285,13 @@ def check_context(run: Run, definition, node: ElementNode, host_location: str) -
         kind, expression = ctx.get("type"), ctx.get("expression", "")
         if kind == "element":
             described.append("e:" + expression)
-            if _element_context_ok(run, expression, plist, host_location):
+            key = ("context", expression, tuple(plist), run.frame.resource.get("resourceType"))
+            verdict = run.validator.cache.get(key)
+            if verdict is None:
+                verdict = run.validator.cache[key] = _element_context_ok(
+                    run, expression, plist, host_location
+                )
+            if verdict:
                 ok = True
         elif kind == "extension":
             described.append("x:" + expression)

@@ -18,6 +18,8 @@ from fhirpathpy.engine.nodes import ResourceNode
 from fhirpathpy.models import models
 from fhirpathpy.parser import parse
 
+from fhir_dnacpr.validation.fhirpath_compiler import Env, Fallback, Unsupported, compile_expression
+
 log = logging.getLogger(__name__)
 R4_MODEL = models["r4"]
 
@@ -32,8 +34,16 @@ class Host(Protocol):
     def resolve_reference(self, reference: str) -> dict | None: ...
 
 
-def _has_children(value: Any) -> bool:
-    return isinstance(value, dict) and bool(value)
+def _ext_1(ext: Any) -> bool:
+    """ext-1: an extension has either nested extensions or a value, not both and not neither."""
+    if not isinstance(ext, dict):
+        return True
+    has_value = False
+    for key in ext:
+        if key.startswith("value"):
+            has_value = True
+            break
+    return bool(ext.get("extension")) != has_value
 
 
 def _contained(resource: dict) -> list[dict]:
@@ -41,9 +51,7 @@ def _contained(resource: dict) -> list[dict]:
 
 
 NATIVE: dict[str, Callable[[Any], bool]] = {
-    "extension.exists() != value.exists()": lambda ext: (
-        not isinstance(ext, dict) or bool(ext.get("extension")) != any(k.startswith("value") for k in ext)
-    ),
+    "extension.exists() != value.exists()": lambda ext: _ext_1(ext),
     "contained.contained.empty()": lambda r: not any(c.get("contained") for c in _contained(r)),
     "contained.meta.versionId.empty() and contained.meta.lastUpdated.empty()": lambda r: (
         not any(
@@ -73,6 +81,19 @@ REF_1 = (
     "reference.startsWith('#').not() or (reference.substring(1).trace('url') in "
     "%rootResource.contained.id.trace('ids'))"
 )
+
+
+def ref_1(reference_value: Any, root_resource: Any) -> bool:
+    """ref-1: a local reference ('#id') must point at a contained resource of the root resource."""
+    reference = reference_value.get("reference") if isinstance(reference_value, dict) else None
+    if not isinstance(reference, str) or not reference.startswith("#") or reference == "#":
+        return True  # "#" is the container itself
+    contained = root_resource.get("contained") if isinstance(root_resource, dict) else None
+    return any(isinstance(c, dict) and c.get("id") == reference[1:] for c in contained or ())
+
+
+#: Native checks that also need %rootResource.
+NATIVE_WITH_ROOT: dict[str, Callable[[Any, Any], bool]] = {REF_1: ref_1}
 USER_FUNCTIONS = ("hasValue", "getValue", "memberOf", "conformsTo", "resolve", "htmlChecks", "htmlchecks")
 
 
@@ -89,9 +110,30 @@ def _period_ok(period: Any) -> bool:
 SKIPPED_KEYS = frozenset({"dom-3", "ele-1", "txt-1", "txt-2"})
 
 
+_NOT_COMPILED = object()
+
+
 class FhirPathEngine:
+    """Evaluates invariants: native fast paths, then the compiled subset, then fhirpathpy."""
+
     def __init__(self) -> None:
         self._parsed: dict[str, Any] = {}
+        self._compiled: dict[str, Any] = {}
+
+    def compiled(self, expression: str) -> Any:
+        """The compiled closure for an expression, or None when it is outside the subset."""
+        found = self._compiled.get(expression, _NOT_COMPILED)
+        if found is _NOT_COMPILED:
+            try:
+                found = compile_expression(self.parsed(expression))
+            except Unsupported as exc:
+                log.debug("FHIRPath %r not compiled: %s", expression, exc)
+                found = None
+            except Exception as exc:  # unparseable: fhirpathpy reports it when evaluating
+                log.debug("FHIRPath %r not parsed: %s", expression, exc)
+                found = None
+            self._compiled[expression] = found
+        return found
 
     def parsed(self, expression: str) -> Any:
         tree = self._parsed.get(expression)
@@ -120,6 +162,12 @@ class FhirPathEngine:
 
     def selects(self, expression: str, resource: Any, target: Any, host: Host) -> bool:
         """Is ``target`` (by identity) among the nodes ``expression`` selects from ``resource``?"""
+        compiled = self.compiled(expression)
+        if compiled is not None:
+            try:
+                return any(n is target for n in compiled([resource], Env(resource, resource, resource, host)))
+            except Fallback:
+                pass
         try:
             nodes = self.evaluate(expression, resource, "", resource, resource, host, {"returnRawData": True})
         except Exception as exc:
@@ -141,16 +189,20 @@ class FhirPathEngine:
         if native is not None:
             return native(data)
         if expression == REF_1:
-            reference = data.get("reference") if isinstance(data, dict) else None
-            if not isinstance(reference, str) or not reference.startswith("#") or reference == "#":
-                return True  # "#" is the container itself
-            contained = root_resource.get("contained") if isinstance(root_resource, dict) else None
-            return any(isinstance(c, dict) and c.get("id") == reference[1:] for c in contained or ())
-        try:
-            result = self.evaluate(expression, data, type_path, resource, root_resource, host)
-        except Exception as exc:
-            log.debug("FHIRPath %r not evaluated: %s", expression, exc)
-            return None
+            return ref_1(data, root_resource)
+        compiled = self.compiled(expression)
+        result = None
+        if compiled is not None:
+            try:
+                result = compiled([data], Env(resource, root_resource, data, host))
+            except Fallback:
+                result = None
+        if result is None:
+            try:
+                result = self.evaluate(expression, data, type_path, resource, root_resource, host)
+            except Exception as exc:
+                log.debug("FHIRPath %r not evaluated: %s", expression, exc)
+                return None
         if len(result) == 1 and isinstance(result[0], bool):
             return result[0]
         return True  # empty or non-boolean results do not fail an invariant (HL7 engine behaviour)

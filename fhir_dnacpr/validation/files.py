@@ -1,9 +1,14 @@
-"""Reading instances from files: JSON, FHIR XML, NDJSON; parse failures become issues, not crashes."""
+"""Reading instances from files: JSON, FHIR XML, NDJSON; parse failures become issues, not crashes.
+
+Decimals are read exactly (``decimal.Decimal``) from both formats, so ``1.50`` is validated as
+written — a float would turn it into ``1.5`` and lose the precision FHIR says is significant.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +23,7 @@ def parse_json_text(text: str | bytes) -> tuple[dict[str, Any] | None, list[Issu
     elif text.startswith("\ufeff"):
         text = text[1:]
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_float=Decimal)
     except json.JSONDecodeError as exc:
         return None, [
             Issue(
@@ -47,7 +52,7 @@ def read_resource(path: str | Path) -> tuple[dict[str, Any] | None, list[Issue]]
     path = Path(path)
     data = path.read_bytes()
     if path.suffix.lower() == ".xml" or data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"<":
-        return parse_xml(data)
+        return parse_xml(data, exact_decimals=True)
     return parse_json_text(data)
 
 

@@ -13,6 +13,11 @@ class ValidationOptions:
     CHECK_VALID — how far references to resources inside the instance (bundle, contained,
     parameters) are followed. ``validate_contains``: CHECK_VALID | IGNORE for contained resources.
     ``best_practice``: severity for best-practice invariants (hint | warning | error | ignore).
+    ``any_extensions_allowed``: an extension whose definition is not loaded is only noted
+    (information) instead of being an error — HAPI's ``FhirInstanceValidator`` default; the HL7
+    validator CLI (and this default) reject it. ``vital_signs_profiles``: check Observations
+    whose code is a vital sign against the matching core vital-signs profile, as the HL7
+    validator CLI does (HAPI's ``FhirInstanceValidator`` does not).
     """
 
     validate_reference: str = "IGNORE"
@@ -21,6 +26,14 @@ class ValidationOptions:
     best_practice: str = "warning"
     enforce_aggregation_outside_bundles: bool = True
     allow_example_extensions: bool = True
+    any_extensions_allowed: bool = False
+    vital_signs_profiles: bool = True
+
+    @classmethod
+    def hapi(cls) -> ValidationOptions:
+        """The settings of HAPI FHIR's ``FhirInstanceValidator`` as the test server uses it:
+        unknown extensions allowed, no vital-signs profiles implied by Observation codes."""
+        return cls(any_extensions_allowed=True, vital_signs_profiles=False)
 
     @classmethod
     def from_hl7(cls, options: dict) -> ValidationOptions:

@@ -67,7 +67,7 @@ def json_type_problem(type_code: str, value: Any) -> Finding | None:
     if type_code == "boolean":
         ok, expected = isinstance(value, bool), "boolean"
     elif type_code in INTEGER_TYPES or type_code == "decimal":
-        ok, expected = isinstance(value, int | float) and not isinstance(value, bool), "number"
+        ok, expected = isinstance(value, int | float | Decimal) and not isinstance(value, bool), "number"
     else:
         ok, expected = isinstance(value, str), "string"
     if ok:
@@ -80,6 +80,19 @@ def json_type_problem(type_code: str, value: Any) -> Finding | None:
     )
 
 
+#: Primitive types whose values are codes or identifiers of definitions, never free text: only these
+#: are quoted in messages, so an issue never echoes clinical content or personal data.
+QUOTABLE_TYPES = frozenset({"code", "id", "uri", "url", "canonical", "oid", "uuid", "boolean"})
+NOT_SHOWN = "(not shown)"
+
+
+def shown_value(type_code: str, value: Any) -> str:
+    """``'value'`` for codes/URIs/booleans, ``(not shown)`` for anything that may be free text."""
+    if type_code in QUOTABLE_TYPES or isinstance(value, bool):
+        return f"'{text_of(value)}'"
+    return NOT_SHOWN
+
+
 def text_of(value: Any) -> str:
     if value is True:
         return "true"
@@ -89,6 +102,36 @@ def text_of(value: Any) -> str:
         text = repr(value)
         return text[:-2] if text.endswith(".0") else text
     return str(value)
+
+
+_NO_WHITESPACE = re.compile(r"\S+\Z")
+_TIMEZONE = re.compile(r"(Z|[+-]\d\d:\d\d)\Z")
+_URI_PREFIXES = ("oid:", "uuid:", "urn:uuid:", "urn:oid:")
+_LONGEST_SAFE = MAX_STRING // 4  # UTF-8 needs at most 4 bytes a character
+
+
+def plainly_valid(type_code: str, text: str, core: bool, max_length: int | None) -> bool:
+    """A quick screen for the common case: True only when ``check_primitive`` would find nothing
+    in this (non-empty) string. False means "run the full checks", not "invalid"."""
+    if max_length and len(text) > max_length:
+        return False
+    if type_code == "string" or type_code == "markdown":
+        return text.strip() == text and len(text) <= _LONGEST_SAFE
+    if type_code == "code":
+        return " ".join(text.split()) == text
+    if type_code == "id":
+        return _ID.match(text) is not None
+    if type_code in ("uri", "url", "canonical"):
+        if _NO_WHITESPACE.match(text) is None or text.startswith(_URI_PREFIXES):
+            return False
+        return type_code != "canonical" or text.startswith("#") or _is_absolute(text)
+    if type_code == "dateTime":
+        if _DATETIME.match(text) is None or not _real_date(text[:10]):
+            return False
+        return not core or "T" not in text or _TIMEZONE.search(text) is not None
+    if type_code == "date":
+        return _DATE.match(text) is not None and _real_date(text)
+    return False
 
 
 def check_primitive(type_code: str, value: Any, *, core: bool, max_length: int | None) -> Iterator[Finding]:
@@ -124,14 +167,14 @@ def _check_string(text: str, core: bool, max_length: int | None = None) -> Itera
             "warning",
             "invalid",
             "Type_Specific_Checks_DT_String_WS_ALL",
-            f"value should not be all whitespace '{text}'",
+            "value should not be all whitespace",
         )
     elif text != text.strip():
         yield (
             "warning",
             "invalid",
             "Type_Specific_Checks_DT_String_WS",
-            f"value should not start or finish with whitespace '{text}'",
+            "value should not start or finish with whitespace",
         )
     if len(text.encode("utf-8")) > MAX_STRING:
         yield (
@@ -144,7 +187,7 @@ def _check_string(text: str, core: bool, max_length: int | None = None) -> Itera
 
 def _check_date(text: str, core: bool) -> Iterator[Finding]:
     if not _DATE.match(text) or not _real_date(text):
-        yield "error", "invalid", "Type_Specific_Checks_DT_Date_Valid", f"Not a valid date format: '{text}'"
+        yield "error", "invalid", "Type_Specific_Checks_DT_Date_Valid", "Not a valid date format"
 
 
 def _check_datetime(text: str, core: bool) -> Iterator[Finding]:
@@ -153,7 +196,7 @@ def _check_datetime(text: str, core: bool) -> Iterator[Finding]:
             "error",
             "invalid",
             "Type_Specific_Checks_DT_DateTime_Valid",
-            f"Not a valid date/time format: '{text}'",
+            "Not a valid date/time format",
         )
         return
     if core and "T" in text and not (text.endswith("Z") or re.search(r"[+-]\d\d:\d\d\Z", text)):
@@ -171,13 +214,13 @@ def _check_instant(text: str, core: bool) -> Iterator[Finding]:
             "error",
             "invalid",
             "Type_Specific_Checks_DT_DateTime_Regex",
-            f"Not a valid instant format: '{text}'",
+            "Not a valid instant format",
         )
 
 
 def _check_time(text: str, core: bool) -> Iterator[Finding]:
     if not _TIME.match(text):
-        yield "error", "invalid", "Type_Specific_Checks_DT_Time_Valid", f"Not a valid time ({text})"
+        yield "error", "invalid", "Type_Specific_Checks_DT_Time_Valid", "Not a valid time"
 
 
 def _check_boolean(text: str, core: bool) -> Iterator[Finding]:
@@ -197,7 +240,7 @@ def _integer_checks(type_code: str):
                 "error",
                 "invalid",
                 "Type_Specific_Checks_DT_Integer_Valid",
-                f"The value '{text}' is not a valid integer",
+                "The value is not a valid integer",
             )
             return
         number = int(text)
@@ -225,7 +268,7 @@ def _check_decimal(text: str, core: bool) -> Iterator[Finding]:
             "error",
             "invalid",
             "Type_Specific_Checks_DT_Decimal_Valid",
-            f"The value '{text}' is not a valid decimal",
+            "The value is not a valid decimal",
         )
 
 
@@ -246,12 +289,11 @@ def _check_id(text: str, core: bool) -> Iterator[Finding]:
 
 def _check_base64(text: str, core: bool) -> Iterator[Finding]:
     if not is_valid_base64(text):
-        shown = text if len(text) < 100 else "(snip)"
         yield (
             "error",
             "invalid",
             "Type_Specific_Checks_DT_Base64_Valid",
-            f"The value '{shown}' is not a valid Base64 value",
+            "The value is not a valid Base64 value",
         )
     elif any(c.isspace() for c in text):
         yield (

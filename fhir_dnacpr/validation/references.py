@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from fhir_dnacpr.issues import Issue
@@ -189,6 +190,14 @@ def _get_from_bundle(
 
 
 def allowed_target_types(run: Run, node: ElementNode) -> tuple[set[str], list[str]]:
+    key = ("targets", node)
+    found = run.validator.cache.get(key)
+    if found is None:
+        found = run.validator.cache[key] = _allowed_target_types(run, node)
+    return found
+
+
+def _allowed_target_types(run: Run, node: ElementNode) -> tuple[set[str], list[str]]:
     profiles = [p for t in node.types if t.code == "Reference" for p in t.target_profiles]
     types: set[str] = set()
     for url in profiles:
@@ -208,7 +217,12 @@ def check_reference(
         return
     is_base_walk = structure.derivation != "constraint"
     types, profiles = allowed_target_types(run, node)
-    resolved, problems, _stop = resolve(run, ref, run.frame)
+    frame = run.frame
+    cache_key = (ref, id(frame))
+    cached = run.resolutions.get(cache_key)
+    if cached is None or cached[0] is not frame:
+        cached = run.resolutions[cache_key] = (frame, *resolve(run, ref, frame))
+    _frame, resolved, problems, _stop = cached
     if is_base_walk:
         for severity, message_id, message in problems:
             code = (
@@ -219,7 +233,14 @@ def check_reference(
                 else "invalid"
             )
             yield run.issue(severity, code, location, message_id, message)
-    target_type = resolved.resource.get("resourceType") if resolved else _type_from_url(run, ref)
+    declared = value.get("type")
+    restricted = types and "Resource" not in types
+    if resolved is not None:
+        target_type = resolved.resource.get("resourceType")
+    elif isinstance(declared, str) or (restricted and run.options.assume_valid_rest_references):
+        target_type = _type_from_url(run, ref)  # only then is the type in the URL needed
+    else:
+        target_type = None
     if ref.startswith("#") and resolved is None and is_base_walk:
         yield run.issue(
             "error",
@@ -244,7 +265,6 @@ def check_reference(
             "Reference_REF_CantResolve",
             f"Unable to resolve resource with reference '{ref}'",
         )
-    declared = value.get("type")
     if isinstance(declared, str) and target_type and declared != target_type:
         yield run.issue(
             "error",
@@ -253,7 +273,6 @@ def check_reference(
             "Reference_REF_BadTargetType",
             f"Invalid Resource target type. Found {declared}, but expected one of ({target_type})",
         )
-    restricted = types and "Resource" not in types
     if resolved is not None and restricted:
         actual = resolved.resource.get("resourceType")
         if actual not in types and not any(run.validator.index.is_subtype(actual, t) for t in types):
@@ -328,7 +347,14 @@ def _check_target_profiles(
 
 
 def _type_from_url(run: Run, ref: str) -> str | None:
-    parts = rest_url_parts(ref.split("?")[0], _resource_types(run))
+    return _type_in_url(ref)
+
+
+@lru_cache(maxsize=8192)
+def _type_in_url(ref: str) -> str | None:
+    from fhir_dnacpr.definitions.elements import type_index
+
+    parts = rest_url_parts(ref.split("?")[0], type_index().resource_types)
     return parts[1] if parts else None
 
 

@@ -1,5 +1,8 @@
 """Slicing: assign each repetition to a slice by its discriminators, then check slice rules.
 
+Matched slices are recorded on the item (``item.slices``); the walker then validates the item
+against its slices together with its other definitions, in the same pass.
+
 Discriminators supported: value, pattern (fixed/pattern value or required binding at the path),
 type, profile, exists; ``$this``, dotted paths, ``ofType()``, ``extension('url')``, ``resolve()``.
 Rules: open / closed / openAtEnd, ordered, per-slice cardinality.
@@ -9,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from fhir_dnacpr.issues import Issue
@@ -29,11 +33,42 @@ def check_slices(
 ) -> Iterator[Issue]:
     slices = node.slices
     rules = node.slicing.rules if node.slicing else "open"
-    counts = {id(s): 0 for s in slices}
+    ordered = bool(node.slicing and node.slicing.ordered)
+    counts: dict[int, int] = {}
     last_slice_index = -1
+    index = _slice_index(node)
+    positions = _positions(node)
     for item in items:
-        matched = [s for s in slices if slice_matches(run, node, s, item)]
+        if index is None:
+            matched = [s for s in slices if slice_matches(run, node, s, item)]
+        elif type(index) is dict:
+            url = item.value.get("url") if isinstance(item.value, dict) else None
+            matched = index.get(url, ()) if isinstance(url, str) else ()
+        else:
+            value = item.value
+            matched = [
+                s
+                for s, fixed, expected in index
+                if value is not None
+                and (_equal(expected, value) if fixed else matches_pattern(expected, value))
+            ]
         if not matched:
+            sub_url = item.value.get("url") if isinstance(item.value, dict) else None
+            if (
+                rules == "closed"
+                and node.path == "Extension.extension"
+                and node.structure.type == "Extension"
+                and isinstance(sub_url, str)
+                and ":" not in sub_url
+            ):
+                yield run.issue(
+                    "error",
+                    "structure",
+                    item.location,
+                    "Extension_EXT_SubExtension_Invalid",
+                    f"Sub-extension url '{sub_url}' is not defined by the Extension "
+                    f"{node.structure.versioned_url}",
+                )
             if rules == "closed" and slices:
                 yield run.issue(
                     "error",
@@ -48,8 +83,8 @@ def check_slices(
                 last_slice_index = len(slices)
             continue
         chosen = matched[0]
-        position = slices.index(chosen)
-        if node.slicing and node.slicing.ordered and position < last_slice_index:
+        position = positions[id(chosen)]
+        if ordered and position < last_slice_index:
             yield run.issue(
                 "error",
                 "invalid",
@@ -59,13 +94,13 @@ def check_slices(
                 f"'{chosen.slice_name}' is out of order in ordered slice",
             )
         last_slice_index = max(last_slice_index, position)
-        counts[id(chosen)] += 1
-        run.walk_value(chosen, item, structure, location)
+        counts[id(chosen)] = counts.get(id(chosen), 0) + 1
+        item.slices.append(chosen)  # the walker validates the item against its slice as well
         for reslice in chosen.slices:
             if slice_matches(run, chosen, reslice, item):
                 counts[id(reslice)] = counts.get(id(reslice), 0) + 1
-                run.walk_value(reslice, item, structure, location)
-    for s in _all_slices(slices):
+                item.slices.append(reslice)
+    for s in _flat_slices(node):
         count = counts.get(id(s), 0)
         if count < s.min:
             if s.min == 1:
@@ -88,6 +123,79 @@ def check_slices(
                 "Validation_VAL_Profile_Maximum",
                 f"{s.id}: max allowed = {s.max}, but found {count} (from {s.structure.versioned_url})",
             )
+
+
+_NO_INDEX = object()
+
+
+def _slice_index(node: ElementNode) -> Any:
+    """A precomputed matcher for the two common slicings, built once per sliced element:
+    extensions by ``url`` (url → slices: a lookup) and slices on ``$this`` by fixed/pattern value
+    (a list of (slice, is_fixed, value)). None when the general discriminator logic is needed."""
+    index = node.slice_index
+    if index is None:
+        index = node.slice_index = _build_url_index(node) or _build_this_index(node) or _NO_INDEX
+    return None if index is _NO_INDEX else index
+
+
+def _build_this_index(node: ElementNode) -> list[tuple[ElementNode, bool, Any]] | None:
+    discriminators = node.slicing.discriminators if node.slicing else ()
+    if len(discriminators) != 1 or discriminators[0].type not in ("value", "pattern"):
+        return None
+    if discriminators[0].path.strip() != "$this" or not node.slices:
+        return None
+    index = []
+    for slice_node in node.slices:
+        if slice_node.fixed is not None:
+            index.append((slice_node, True, slice_node.fixed[1]))
+        elif slice_node.pattern is not None:
+            index.append((slice_node, False, slice_node.pattern[1]))
+        else:
+            return None
+    return index
+
+
+def _build_url_index(node: ElementNode) -> dict[str, list[ElementNode]] | None:
+    discriminators = node.slicing.discriminators if node.slicing else ()
+    if len(discriminators) != 1 or discriminators[0].type != "value":
+        return None
+    if discriminators[0].path.strip() not in ("url", "$this.url"):
+        return None
+    index: dict[str, list[ElementNode]] = {}
+    for slice_node in node.slices:
+        if slice_node.type_codes() != ("Extension",):
+            return None
+        url_node = slice_node.children.get("url")
+        profiles = [p for t in slice_node.types for p in t.profiles]
+        expected = (
+            url_node.fixed[1]
+            if url_node is not None and url_node.fixed
+            else (profiles[0] if profiles else None)
+        )
+        if not isinstance(expected, str):
+            return None  # a slice that matches any url: use the general path
+        index.setdefault(expected.split("|")[0], []).append(slice_node)
+    return index
+
+
+_FLAT: dict[int, tuple[ElementNode, list[ElementNode]]] = {}
+_POSITIONS: dict[int, tuple[ElementNode, dict[int, int]]] = {}
+
+
+def _positions(node: ElementNode) -> dict[int, int]:
+    """Slice → its position in the slicing (for ordered slicing), computed once per element."""
+    cached = _POSITIONS.get(id(node))
+    if cached is None or cached[0] is not node:
+        cached = _POSITIONS[id(node)] = (node, {id(s): i for i, s in enumerate(node.slices)})
+    return cached[1]
+
+
+def _flat_slices(node: ElementNode) -> list[ElementNode]:
+    """Slices and re-slices of a sliced element, depth first (computed once per element)."""
+    cached = _FLAT.get(id(node))
+    if cached is None or cached[0] is not node:
+        cached = _FLAT[id(node)] = (node, list(_all_slices(node.slices)))
+    return cached[1]
 
 
 def _all_slices(slices: list[ElementNode]) -> Iterator[ElementNode]:
@@ -204,8 +312,8 @@ def _conforms_to_node(run: Run, node: ElementNode, value: Any) -> bool:
     type_code = node.types[0].code if node.types else ""
     if not isinstance(value, dict) or not type_code:
         return True
-    probe = Item("", type_code, value, None, "(slice)")
-    found = run.collect(lambda: run.walk_value(node, probe, node.structure, "(slice)"))
+    probe = Item("", None, value, None, "(slice)", type_code)
+    found = run.collect(lambda: run.walk_value(node, probe, "(slice)"))
     return not any(i.is_error for i in found)
 
 
@@ -215,6 +323,7 @@ def _equal(expected: Any, actual: Any) -> bool:
     return text_of(expected) == text_of(actual)
 
 
+@cache
 def _segments(path: str) -> list[str]:
     parts: list[str] = []
     depth = 0
@@ -235,7 +344,15 @@ def _segments(path: str) -> list[str]:
 
 
 def _spec_nodes(run: Run, slice_node: ElementNode, path: str, type_code: str) -> list[ElementNode]:
-    """The element definitions in the slice that the discriminator path points at."""
+    """The element definitions in the slice that the discriminator path points at (cached)."""
+    key = ("spec_nodes", slice_node, path, type_code)
+    found = run.validator.cache.get(key)
+    if found is None:
+        found = run.validator.cache[key] = _find_spec_nodes(run, slice_node, path, type_code)
+    return found
+
+
+def _find_spec_nodes(run: Run, slice_node: ElementNode, path: str, type_code: str) -> list[ElementNode]:
     nodes = [slice_node]
     current_type = type_code
     for segment in _segments(path):

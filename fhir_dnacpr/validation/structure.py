@@ -41,6 +41,9 @@ class Slicing:
     ordered: bool
 
 
+EXTENSION_SLICING = Slicing((Discriminator("value", "url"),), "open", False)
+
+
 @dataclass(slots=True, eq=False)
 class ElementNode:
     id: str
@@ -65,11 +68,7 @@ class ElementNode:
     slice_name: str | None = None
     base_max_one: bool = False
     base_path: str = ""
-
-    @property
-    def display_path(self) -> str:
-        """``Observation.component:SystolicBP`` style name used in HL7 messages."""
-        return self.id.replace("[x]", "[x]")
+    slice_index: Any = None  # slicing's lookup table (url → slices), built on first use
 
     def type_for_suffix(self, suffix: str) -> TypeRef | None:
         for type_ref in self.types:
@@ -139,6 +138,11 @@ def compile_structure(sd: dict[str, Any], elements: list[dict[str, Any]]) -> Com
             parent.children[node.name].slices.append(node)
         else:
             parent.children[node.name] = node
+    for node in structure.by_id.values():
+        if node.slices and node.slicing is None and node.name in ("extension", "modifierExtension"):
+            # extensions are always sliced by url (the base definitions say so; a differential
+            # that adds extension slices may leave the slicing out)
+            node.slicing = EXTENSION_SLICING
     return structure
 
 

@@ -12,9 +12,10 @@ from fhir_dnacpr.issues import Issue, Severity
 from fhir_dnacpr.validation.fhirpath import FhirPathEngine
 from fhir_dnacpr.validation.implied import global_profiles
 from fhir_dnacpr.validation.options import ValidationOptions
+from fhir_dnacpr.validation.plan import Plan, build_plan
 from fhir_dnacpr.validation.registry import Registry
 from fhir_dnacpr.validation.snapshot import SnapshotError, snapshot_elements
-from fhir_dnacpr.validation.structure import CompiledStructure, compile_structure
+from fhir_dnacpr.validation.structure import CompiledStructure, ElementNode, compile_structure
 from fhir_dnacpr.validation.terminology import Terminology
 from fhir_dnacpr.validation.walker import Run
 
@@ -40,6 +41,9 @@ class Validator:
         self.terminology = Terminology(self.registry)
         self.fhirpath = FhirPathEngine()
         self._compiled: dict[str, CompiledStructure | None] = {}
+        self._plans: dict[tuple[tuple[ElementNode, ...], str], Plan] = {}
+        self._children: dict[tuple[ElementNode, str], dict[str, ElementNode]] = {}
+        self.cache: dict[Any, Any] = {}  # definition-derived lookups of the check modules
         self._generation = self.registry.generation
         self.load_problems: list[Issue] = []
         self._guides: list[dict[str, Any]] = []
@@ -57,8 +61,7 @@ class Validator:
     def structure(self, canonical: str) -> CompiledStructure | None:
         """The compiled profile for a canonical URL (``url`` or ``url|version``), or None."""
         if self._generation != self.registry.generation:
-            self._compiled.clear()
-            self._generation = self.registry.generation
+            self._reset()
         if canonical in self._compiled:
             return self._compiled[canonical]
         sd = self.registry.structure(canonical)
@@ -82,6 +85,45 @@ class Validator:
         self._compiled[canonical] = compiled
         return compiled
 
+    def _reset(self) -> None:
+        self._compiled.clear()
+        self._plans.clear()
+        self._children.clear()
+        self.cache.clear()
+        self._generation = self.registry.generation
+
+    def plan(self, layers: tuple[ElementNode, ...], type_code: str) -> Plan:
+        """The merged plan for a value constrained by ``layers`` (cached; see ``plan``)."""
+        key = (layers, type_code)
+        plan = self._plans.get(key)
+        if plan is None:
+            if self._generation != self.registry.generation:
+                self._reset()
+            plan = self._plans[key] = build_plan(self, layers, type_code)
+        return plan
+
+    def memo_for(self, options: ValidationOptions) -> dict:
+        """Remembered findings of context-free values, per option set (cleared with the plans)."""
+        return self.cache.setdefault(("memo", options), {})
+
+    def children_of(self, node: ElementNode, type_code: str) -> dict[str, ElementNode]:
+        """Child definitions of a node for a value of ``type_code``: its own, its content
+        reference's, or (when the profile does not spell them out) those of the type."""
+        key = (node, type_code)
+        found = self._children.get(key)
+        if found is not None:
+            return found
+        found = node.children
+        if not found and node.content_ref:
+            target = node.structure.by_id.get(node.content_ref.split("#", 1)[-1])
+            if target is not None and target.children:
+                found = target.children
+        if not found:
+            type_structure = self.type_structure(type_code)
+            found = type_structure.root.children if type_structure is not None else {}
+        self._children[key] = found
+        return found
+
     def global_profiles(self, resource_type: str) -> list[str]:
         """Profiles that loaded ImplementationGuides declare ``global`` for a resource type."""
         if self._guides_generation != self.registry.generation:
@@ -99,15 +141,31 @@ class Validator:
     # -- validation --------------------------------------------------------------------------
 
     def validate(
-        self, resource: dict[str, Any], profile: str | None = None, options: ValidationOptions | None = None
+        self,
+        resource: dict[str, Any],
+        profile: str | None = None,
+        options: ValidationOptions | None = None,
+        *,
+        profiles_by_type: dict[str, list[str]] | None = None,
     ) -> list[Issue]:
-        """All issues for one resource: base R4, its ``meta.profile``s, and ``profile`` if given."""
-        return list(self.iter_issues(resource, profile, options))
+        """All issues for one resource: base R4, its ``meta.profile``s, and ``profile`` if given.
+
+        ``profiles_by_type`` (resource type → profile URLs) applies profiles to every resource of
+        that type, the top-level one and those nested in Bundles, Parameters or ``contained``.
+        """
+        return list(self.iter_issues(resource, profile, options, profiles_by_type=profiles_by_type))
 
     def iter_issues(
-        self, resource: dict[str, Any], profile: str | None = None, options: ValidationOptions | None = None
+        self,
+        resource: dict[str, Any],
+        profile: str | None = None,
+        options: ValidationOptions | None = None,
+        *,
+        profiles_by_type: dict[str, list[str]] | None = None,
     ) -> Iterator[Issue]:
         run = Run(self, options or self.options, resource)
+        if profiles_by_type:
+            run.type_profiles = profiles_by_type
         rtype = resource.get("resourceType") if isinstance(resource, dict) else None
         location = rtype if isinstance(rtype, str) else "(resource)"
         extra = [profile] if profile else []
