@@ -7,17 +7,15 @@ wheel as ``fhir_dnacpr.profiles`` and ``fhir_dnacpr.examples``. Code asks here i
 from __future__ import annotations
 
 import os
-from importlib import resources
 from pathlib import Path
 
-_CHECKOUT = Path(__file__).resolve().parent.parent
+_PACKAGE = Path(__file__).resolve().parent
+_CHECKOUT = _PACKAGE.parent
 
 
 def _packaged(name: str) -> Path | None:
-    try:
-        path = Path(str(resources.files(f"fhir_dnacpr.{name}")))
-    except ModuleNotFoundError:
-        return None
+    """The data folder installed beside the code (no __init__.py: it is data, not a module)."""
+    path = _PACKAGE / name
     return path if path.is_dir() else None
 
 

@@ -6,6 +6,8 @@
     v = Validator(); v.load_ig("path/to/ig-folder-or.tgz"); v.validate(resource, profile=…)
 
 Issues are ``fhir_dnacpr.issues.Issue``; render with ``fhir_dnacpr.issues.operation_outcome``.
+Files, folders, Bundles and NDJSON: ``fhir_dnacpr.validation.inputs.validate_paths`` (what the
+``fhir-dnacpr validate`` command uses). How it works and how it compares with HAPI: docs/validation.md.
 """
 
 from __future__ import annotations

@@ -183,6 +183,7 @@ class FhirPathEngine:
         resource: Any,
         root_resource: Any,
         host: Host,
+        context_type: str | None = None,
     ) -> bool | None:
         """True/False like HL7's evaluateToBoolean; None when the engine cannot evaluate it."""
         native = NATIVE.get(expression)
@@ -194,7 +195,7 @@ class FhirPathEngine:
         result = None
         if compiled is not None:
             try:
-                result = compiled([data], Env(resource, root_resource, data, host))
+                result = compiled([data], Env(resource, root_resource, data, host, context_type))
             except Fallback:
                 result = None
         if result is None:

@@ -35,14 +35,17 @@ class Fallback(Exception):
 class Env:
     """What an evaluation sees besides its focus: %resource, %rootResource, %context, host, $this."""
 
-    __slots__ = ("context", "host", "resource", "root_resource", "this")
+    __slots__ = ("context", "context_type", "host", "resource", "root_resource", "this")
 
-    def __init__(self, resource: Any, root_resource: Any, context: Any, host: Any) -> None:
+    def __init__(
+        self, resource: Any, root_resource: Any, context: Any, host: Any, context_type: str | None = None
+    ) -> None:
         self.resource = resource
         self.root_resource = root_resource
         self.context = context
         self.host = host
         self.this = context
+        self.context_type = context_type  # the FHIR type of %context, which JSON does not carry
 
 
 class Prim:
@@ -1118,6 +1121,8 @@ def _fn_type(focus: list, env: Env) -> list:
     for item in focus:
         if isinstance(item, dict) and isinstance(item.get("resourceType"), str):
             out.append({"namespace": "FHIR", "name": item["resourceType"]})
+        elif item is env.context and env.context_type:
+            out.append({"namespace": "FHIR", "name": env.context_type})
         else:
             raise Fallback("type() of a data type")
     return out

@@ -264,7 +264,7 @@ class Run:
                 layers = tuple(dict.fromkeys(s.root for s in structures))
                 plan = self.validator.plan(layers, rtype)
                 self.walk_complex(plan, resource, location, is_resource=True)
-                self.run_invariants(plan.invariants, resource, location)
+                self.run_invariants(plan.invariants, resource, location, rtype)
             if base:
                 self.add(self.resource_checks(resource, location))
         finally:
@@ -658,9 +658,9 @@ class Run:
         for node in plan.profile_layers:
             self.add(checks.type_profiles(self, node, type_code, item, node.structure))
         if plan.invariants:
-            self.run_invariants(plan.invariants, value, location)
+            self.run_invariants(plan.invariants, value, location, type_code)
         if plan.type_invariants:
-            self.run_invariants(plan.type_invariants, value, location)
+            self.run_invariants(plan.type_invariants, value, location, type_code)
 
     def _primitive_findings(self, plan: Plan, key: str, value: str) -> tuple:
         """Every rule of a primitive plan depends on the value alone: compute once, remember."""
@@ -696,9 +696,9 @@ class Run:
             if extra:
                 self.walk_complex(plan, extra, item.location, primitive_extra=True)
         if plan.invariants and item.value is not None:
-            self.run_invariants(plan.invariants, item.value, item.location)
+            self.run_invariants(plan.invariants, item.value, item.location, plan.type_code)
 
-    def run_invariants(self, groups, value: Any, location: str) -> None:
+    def run_invariants(self, groups, value: Any, location: str, type_code: str | None = None) -> None:
         """Evaluate each distinct expression once; report it for every layer that defines it."""
         for group in groups:
             native = group.native
@@ -720,7 +720,13 @@ class Run:
                 verdict = self.verdicts.get(cache_key, ...)
                 if verdict is ...:
                     verdict = self.validator.fhirpath.check(
-                        expression, value, group.type_path, frame.resource, self.root_resource(), self
+                        expression,
+                        value,
+                        group.type_path,
+                        frame.resource,
+                        self.root_resource(),
+                        self,
+                        context_type=type_code,
                     )
                     self.verdicts[cache_key] = verdict
                 if verdict is True:
