@@ -10,11 +10,12 @@ from typing import Any
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from strategies import care_records
 
 from fhir_dnacpr import canonical as c
 from fhir_dnacpr.definitions.elements import type_index
-from fhir_dnacpr.fhir.build import build_resources, fhir_datetime
+from fhir_dnacpr.fhir.build import SharedParties, build_resources, fhir_datetime
 from fhir_dnacpr.fhir.ids import DEFAULT_EXAMPLE_KEY, IdFactory
 from fhir_dnacpr.fhirxml import parse_xml, to_xml
 from fhir_dnacpr.model import (
@@ -571,3 +572,18 @@ def test_generated_records_are_valid_r4_our_profiles_and_uk_core(validator, reco
         assert [i for i in issues if i.is_error] == [], resource["resourceType"]
         unexpected = [i for i in issues if not any(w in i.message for w in EXPECTED_WARNINGS)]
         assert unexpected == [], (resource["resourceType"], unexpected)
+
+
+@given(st.lists(care_records(), min_size=1, max_size=6))
+@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+def test_shared_parties_cache_changes_nothing_in_the_output(records: list[CareRecord]) -> None:
+    """The run-wide Organization/Practitioner cache is an optimisation only: same resources, byte for byte."""
+    shared = SharedParties(IDS)
+    for record in records * 2:  # the second round is served from the cache
+        cached = build_resources(record, IDS, shared)
+        assert orjson.dumps(cached) == orjson.dumps(build_resources(record, IDS))
+
+
+def test_shared_parties_cache_refuses_another_key() -> None:
+    with pytest.raises(ValueError, match="another IdFactory"):
+        build_resources(CareRecord(DECISION), IDS, SharedParties(IdFactory(b"other")))

@@ -32,7 +32,8 @@ def write_all(fmt: str, out: Path, records: list[CareRecord], chunk_size: int = 
                      chunk_size=chunk_size, **kwargs) as writer:  # fmt: skip
         for i, record in enumerate(records):
             issues += writer.write(f"register.csv, line {i + 2}", build_resources(record, IDS))
-    return writer.close(), issues
+    counts = writer.close()
+    return counts, issues + writer.closing_issues
 
 
 def bundles(out: Path) -> list[dict]:

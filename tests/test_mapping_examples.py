@@ -219,3 +219,46 @@ def test_decision_and_review_dates_round_trip_through_unmap_and_map(
     assert record.decision.decision_date == decided
     again = spec.map(RawRecord(Origin("x.csv"), data=spec.unmap(record))).record
     assert again is not None and without_origin(again) == without_origin(record)
+
+
+def _shared_party_specs(spec: MappingSpec) -> list[Any]:
+    from fhir_dnacpr.mapping.fields import FixedList, ObjectSpec
+
+    found: list[Any] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, ObjectSpec):
+            found.append(node)
+            for _, child in node.nodes:
+                walk(child)
+        elif isinstance(node, FixedList):
+            for child in node.items:
+                walk(child)
+
+    walk(spec.patient)
+    for section in spec.sections:
+        walk(section.spec)
+    return [node for node in found if node.memo_columns is not None]
+
+
+def test_shared_parties_are_remembered_without_changing_any_result() -> None:
+    """Clinicians and organisations are mapped once per distinct set of cells; every row still gets
+    its own issues (an odd ODS code warns on each row that has it)."""
+    spec = load_spec(EXAMPLES / "epaccs" / "mapping.yaml")
+    remembered = _shared_party_specs(spec)
+    assert {node.label for node in remembered} >= {"decision.decision_maker", "decision.custodian"}
+    raws = list(spec.read(EXAMPLES / "epaccs" / "register.csv"))
+    odd = [
+        dataclasses.replace(raw, data={**raw.data, "clin_ods": "not an ods code"})
+        for raw in raws
+        if isinstance(raw.data, dict)
+    ]
+    rows = (raws + odd) * 2  # the second round is served from the memo
+    with_memo = [spec.map(raw, today=TODAY) for raw in rows]
+    assert all(node._memo for node in remembered), "every shared-party spec remembered something"
+    for node in remembered:
+        node.memo_columns = None
+    without = [spec.map(raw, today=TODAY) for raw in rows]
+    assert with_memo == without
+    warned = [r for r in with_memo[len(raws) : len(raws) + len(odd)] if r.record is not None]
+    assert warned and all("mapping.ods-code.format" in {i.message_id for i in r.issues} for r in warned)

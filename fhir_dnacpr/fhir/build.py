@@ -55,6 +55,7 @@ CAREPLAN_STATUS = {
     RecordStatus.SUPERSEDED: "revoked",
     RecordStatus.ENTERED_IN_ERROR: "entered-in-error",
 }
+MISSING: Any = object()
 _URL = re.compile(r"(?:https?|ftp|file)://\S+\Z")
 
 
@@ -109,6 +110,28 @@ def _meta(profile: str, source: SourceRef | None = None, status: RecordStatus | 
     return meta
 
 
+class SharedParties:
+    """Built Organization and Practitioner resources of one run, by the canonical value they came from.
+
+    The same clinician and GP practice recur on thousands of records; building them once per run
+    (bounded: the table is cleared when full) saves the dict building and the keyed hash. The cached
+    dicts are shared between records, so callers passing a cache must not mutate what they get back
+    (the convert pipeline serialises them straight away). Tied to one ``IdFactory``.
+    """
+
+    __slots__ = ("ids", "resources")
+    MAX_ENTRIES = 4096
+
+    def __init__(self, ids: IdFactory) -> None:
+        self.ids = ids
+        self.resources: dict[Organisation | Professional, Resource | None] = {}
+
+    def remember(self, party: Organisation | Professional, resource: Resource | None) -> None:
+        if len(self.resources) >= self.MAX_ENTRIES:
+            self.resources.clear()
+        self.resources[party] = resource
+
+
 class _Builder:
     """Collects one record's resources; a resource met twice (same Type/id, same content) is kept once.
 
@@ -116,12 +139,15 @@ class _Builder:
     both kept, in order, so the writers can report them and let the later one win.
     """
 
-    __slots__ = ("ids", "out", "seen")
+    __slots__ = ("ids", "out", "seen", "shared")
 
-    def __init__(self, ids: IdFactory) -> None:
+    def __init__(self, ids: IdFactory, shared: SharedParties | None = None) -> None:
+        if shared is not None and shared.ids is not ids:
+            raise ValueError("the SharedParties cache belongs to another IdFactory")
         self.ids = ids
         self.out: list[Resource] = []
         self.seen: dict[str, Resource] = {}
+        self.shared = shared
 
     def add(self, resource: Resource) -> dict:
         ref = f"{resource['resourceType']}/{resource['id']}"
@@ -164,6 +190,17 @@ class _Builder:
         return self.add(patient)
 
     def organization(self, org: Organisation) -> dict | None:
+        shared = self.shared
+        if shared is not None:
+            resource = shared.resources.get(org, MISSING)
+            if resource is MISSING:
+                resource = self._organization(org)
+                shared.remember(org, resource)
+        else:
+            resource = self._organization(org)
+        return self.add(resource) if resource is not None else None
+
+    def _organization(self, org: Organisation) -> Resource | None:
         if org.ods_code:
             org_id = self.ids.id_for("Organization", "ods", org.ods_code)
         elif org.name:
@@ -179,9 +216,19 @@ class _Builder:
             resource["identifier"] = [{"system": c.ODS_ORGANIZATION, "value": org.ods_code}]
         if org.name:
             resource["name"] = org.name
-        return self.add(resource)
+        return resource
 
     def practitioner(self, pro: Professional) -> dict:
+        shared = self.shared
+        if shared is None:
+            return self.add(self._practitioner(pro))
+        resource = shared.resources.get(pro)
+        if resource is None:
+            resource = self._practitioner(pro)
+            shared.remember(pro, resource)
+        return self.add(resource)
+
+    def _practitioner(self, pro: Professional) -> Resource:
         body = str(pro.registration_body) if pro.registration_body else None
         if pro.registration_number:
             pid = self.ids.id_for("Practitioner", "registration", body, pro.registration_number)
@@ -205,7 +252,7 @@ class _Builder:
             resource["name"] = name
         if pro.role:
             resource["qualification"] = [{"code": {"text": pro.role}}]
-        return self.add(resource)
+        return resource
 
     def related_person(self, party: RelatedParty, person: Person, patient_ref: dict) -> dict:
         role = str(party.role) if party.role else str(PartyRole.OTHER)
@@ -449,13 +496,16 @@ class _Builder:
         self.out.insert(start, plan)
 
 
-def build_resources(record: CareRecord, ids: IdFactory) -> list[Resource]:
+def build_resources(
+    record: CareRecord, ids: IdFactory, shared: SharedParties | None = None
+) -> list[Resource]:
     """Every resource one canonical record yields: Consent and/or CarePlan first, then what they
     reference (Patient, Practitioner, Organization, RelatedPerson, DocumentReference, Condition).
 
     A resource shared by the decision and the plan (the Patient, a practitioner) appears once.
+    ``shared`` reuses Organization/Practitioner resources across the records of a run (read-only).
     """
-    builder = _Builder(ids)
+    builder = _Builder(ids, shared)
     if record.decision is not None:
         builder.consent(record.decision)
     if record.plan is not None:

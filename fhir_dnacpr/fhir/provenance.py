@@ -18,14 +18,15 @@ ASSEMBLER = codes.Code(codes.PROVENANCE_PARTICIPANT_TYPE, "assembler", "Assemble
 
 
 def build_provenance(
-    targets: list[dict[str, Any]],
+    targets: list[dict[str, Any]] | list[str],
     source_file_name: str,
     source_sha256: str,
     run_time: datetime,
     chunk_no: int,
     ids: IdFactory,
 ) -> dict[str, Any]:
-    """The Provenance for one chunk; ``targets`` are the chunk's resources (each cited once, in order).
+    """The Provenance for one chunk; ``targets`` are the chunk's resources or their ``Type/id``
+    references (each cited once, in order).
 
     Only the file's base name is recorded: a full path can name a person's folder.
     """
@@ -36,7 +37,7 @@ def build_provenance(
     refs: list[dict[str, str]] = []
     seen: set[str] = set()
     for resource in targets:
-        ref = f"{resource['resourceType']}/{resource['id']}"
+        ref = resource if isinstance(resource, str) else f"{resource['resourceType']}/{resource['id']}"
         if ref not in seen:
             seen.add(ref)
             refs.append({"reference": ref})

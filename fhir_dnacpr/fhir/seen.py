@@ -1,81 +1,58 @@
-"""A compact map of 64-bit keys to 64-bit values, for "have I written this resource already?".
+"""Which resources a run has already written, kept on disk so memory stays flat at any input size.
 
-The NDJSON writer must remember every resource it wrote in a run (a Patient shared by many records
-is written once) and notice when a later record brings a different version of one. A dict of
-40-character id strings costs ~120 bytes an entry; two ``array('q')`` columns with open addressing
-cost 16 bytes a slot (about 25 an entry at the load kept here), so 10^6 records (~6·10^6 resources)
-fit in roughly 150–270 MB instead of ~700 MB.
+The NDJSON writer must write each resource once per run (a Patient shared by many records, a
+practitioner on thousands of forms) and notice when a later record brings a different version of one.
+Held in memory, that set grows with the input (10^6 records are ~7·10^6 resources); so it lives in a
+temporary SQLite file and is consulted once per *batch* of records — one ``executemany`` and one join
+per batch instead of a round trip per resource. Keys are the exact ``Type/id`` text, so two
+resources can never be confused; content is compared by a 64-bit digest (a collision could only hide
+a conflicting-version warning, never drop a resource).
 """
 
 from __future__ import annotations
 
-from array import array
+import shutil
+import sqlite3
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
 
-_MAX_LOAD = 0.7
 
+class WrittenSet:
+    """``Type/id`` → digest of the version written, on disk; use ``settle`` once per batch."""
 
-class DigestTable:
-    """Open addressing with linear probing; key 0 marks an empty slot (a real 0 is stored as 1)."""
-
-    __slots__ = ("_count", "_keys", "_mask", "_values")
-
-    def __init__(self, capacity: int = 1024) -> None:
-        size = 1
-        while size < capacity:
-            size <<= 1
-        self._keys = array("q", bytes(8 * size))
-        self._values = array("q", bytes(8 * size))
-        self._mask = size - 1
+    def __init__(self, directory: Path | None = None) -> None:
+        self._dir = Path(tempfile.mkdtemp(prefix="fhir-dnacpr-written-", dir=directory))
+        self._db = sqlite3.connect(self._dir / "written.sqlite", isolation_level=None)
+        self._db.executescript(
+            """
+            PRAGMA journal_mode = OFF;
+            PRAGMA synchronous = OFF;
+            PRAGMA temp_store = MEMORY;
+            CREATE TABLE written (ref TEXT PRIMARY KEY, digest INTEGER NOT NULL) WITHOUT ROWID;
+            CREATE TEMP TABLE batch (ref TEXT PRIMARY KEY, digest INTEGER NOT NULL) WITHOUT ROWID;
+            """
+        )
         self._count = 0
 
     def __len__(self) -> int:
         return self._count
 
-    def setdefault(self, key: int, value: int) -> int | None:
-        """Store ``value`` under ``key`` unless present; return the value already there, else None."""
-        key = key or 1
-        keys, mask = self._keys, self._mask
-        slot = key & mask
-        while True:
-            found = keys[slot]
-            if found == key:
-                return self._values[slot]
-            if found == 0:
-                break
-            slot = (slot + 1) & mask
-        keys[slot] = key
-        self._values[slot] = value
-        self._count += 1
-        if self._count > _MAX_LOAD * (mask + 1):
-            self._grow()
-        return None
+    def settle(self, batch: Mapping[str, int]) -> dict[str, int]:
+        """Remember ``batch`` (ref → digest of its first version in the batch); return the refs that an
+        earlier batch already wrote, each with the digest written then (the version that counts)."""
+        if not batch:
+            return {}
+        db = self._db
+        db.execute("BEGIN")
+        db.execute("DELETE FROM batch")
+        db.executemany("INSERT INTO batch VALUES (?, ?)", batch.items())
+        known = dict(db.execute("SELECT w.ref, w.digest FROM batch b JOIN written w ON w.ref = b.ref"))
+        db.execute("INSERT OR IGNORE INTO written SELECT ref, digest FROM batch")
+        db.execute("COMMIT")
+        self._count += len(batch) - len(known)
+        return known
 
-    def get(self, key: int) -> int | None:
-        key = key or 1
-        keys, mask = self._keys, self._mask
-        slot = key & mask
-        while True:
-            found = keys[slot]
-            if found == key:
-                return self._values[slot]
-            if found == 0:
-                return None
-            slot = (slot + 1) & mask
-
-    def memory_bytes(self) -> int:
-        return 2 * self._keys.itemsize * len(self._keys)
-
-    def _grow(self) -> None:
-        old_keys, old_values = self._keys, self._values
-        size = 2 * len(old_keys)
-        keys = array("q", bytes(8 * size))
-        values = array("q", bytes(8 * size))
-        mask = size - 1
-        for key, value in zip(old_keys, old_values, strict=True):
-            if key:
-                slot = key & mask
-                while keys[slot]:
-                    slot = (slot + 1) & mask
-                keys[slot] = key
-                values[slot] = value
-        self._keys, self._values, self._mask = keys, values, mask
+    def close(self) -> None:
+        self._db.close()
+        shutil.rmtree(self._dir, ignore_errors=True)

@@ -10,9 +10,13 @@ Identity rules (docs/fhir-mapping.md, "Output files"):
   fail): a resource shared by records in one chunk (the Patient, a practitioner) is one entry. An
   identical repeat is dropped; a different version of the same ``Type/id`` replaces the earlier one
   (the later record wins) and an Issue says so.
-* NDJSON holds each resource once per run. Only a 64-bit digest of each ``Type/id`` and of its JSON
-  is remembered (``DigestTable``), so memory stays flat in the records; a different later version is
-  reported and the first one written is kept (it is already on disk).
+* NDJSON holds each resource once per run. What was written is remembered on disk (``WrittenSet``),
+  consulted once per batch of records, so memory stays flat in the records; a different later version
+  is reported and the first one written is kept (it is already on disk). Because of the batching, a
+  conflict with an earlier record may be reported by a later ``write`` call or, for the last batch,
+  in ``closing_issues``.
+* ``write_serialised`` takes resources already serialised (``serialise``): a pipeline that has the
+  JSON bytes anyway (the convert spill) never parses and re-serialises them.
 * Entries are ``PUT Type/id`` with ``fullUrl`` = ``{base_url}/Type/id``: PUT needs a fullUrl, it must
   be absolute and agree with the id, and the relative references inside the resources then resolve
   to entries of the same bundle (R4 bundle reference rules). ``base_url`` defaults to a placeholder;
@@ -32,10 +36,12 @@ import orjson
 
 from fhir_dnacpr.fhir.ids import IdFactory
 from fhir_dnacpr.fhir.provenance import build_provenance
-from fhir_dnacpr.fhir.seen import DigestTable
+from fhir_dnacpr.fhir.seen import WrittenSet
 from fhir_dnacpr.issues import Issue, Severity
 
 Resource = dict[str, Any]
+Serialised = tuple[str, str, bytes]
+"""One resource ready to write: (``Type/id``, resource type, compact JSON bytes)."""
 
 PLACEHOLDER_BASE = "https://fhir-dnacpr.invalid/fhir"
 """Base for ``fullUrl`` when the target server is not known (``.invalid`` is reserved: RFC 2606)."""
@@ -69,6 +75,11 @@ def merge_record(origin: str, resources: list[Resource]) -> tuple[dict[str, Reso
     return merged, issues
 
 
+def serialise(resources: list[Resource]) -> list[Serialised]:
+    """Resources as ``write_serialised`` takes them (compact JSON, the NDJSON line format)."""
+    return [(f"{r['resourceType']}/{r['id']}", r["resourceType"], orjson.dumps(r)) for r in resources]
+
+
 class Writer:
     """Common part: output folder, origins log, counts, Provenance ids."""
 
@@ -100,6 +111,8 @@ class Writer:
         self.chunk_no = 0
         self._origins = open(self.out_dir / ORIGINS_FILE, "wb")  # noqa: SIM115 (closed in close())
         self._closed = False
+        self.closing_issues: list[Issue] = []
+        """Issues only found while closing (the NDJSON writer's last batch)."""
 
     def _clear_previous(self, overwrite: bool) -> None:
         previous = [p for pattern in (*self.patterns, ORIGINS_FILE) for p in self.out_dir.glob(pattern)]
@@ -120,6 +133,10 @@ class Writer:
 
     def write(self, origin: str, resources: list[Resource]) -> list[Issue]:
         raise NotImplementedError
+
+    def write_serialised(self, origin: str, items: list[Serialised]) -> list[Issue]:
+        """``write`` for resources already serialised (see ``serialise``)."""
+        return self.write(origin, [orjson.loads(data) for _, _, data in items])
 
     def _finish(self) -> None:
         raise NotImplementedError
@@ -239,57 +256,79 @@ class XmlBundleWriter(BundleWriter):
         return to_xml(bundle, pretty=True)
 
 
+_KEPT_FIRST = "differs from the version already written; the first one is kept"
+
+
 class NdjsonWriter(Writer):
     """Bulk Data layout: ``Type.ndjson`` per resource type, each resource once per run, compact JSON.
 
-    A Provenance is written to ``Provenance.ndjson`` for every ``chunk_size`` resources written (at a
-    record boundary), targeting exactly those resources.
+    Records are held back in batches of ``batch_records`` so that "written before?" is one disk
+    lookup per batch; then they are written in order. A Provenance is written to
+    ``Provenance.ndjson`` for every ``chunk_size`` resources written (at a record boundary), targeting
+    exactly those resources.
     """
 
     patterns = ("[A-Z]*.ndjson",)
     _BUFFER_BYTES = 1 << 20
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, batch_records: int = 1000, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._files: dict[str, Any] = {}
         self._buffers: dict[str, list[bytes]] = {}
         self._buffered = 0
-        self._seen = DigestTable(1 << 16)
-        self._targets: list[Resource] = []
+        self._written = WrittenSet()
+        self._targets: list[str] = []
+        self._pending: list[tuple[str, list[Serialised]]] = []
+        self._batch_records = batch_records
 
     def write(self, origin: str, resources: list[Resource]) -> list[Issue]:
-        if len(resources) > 1:
-            merged, issues = merge_record(origin, resources)
-            items = merged.items()
-        else:
-            issues = []
-            items = [(_ref(r), r) for r in resources]
-        tail = b'","origin":' + orjson.dumps(origin) + b"}\n"
-        seen, buffers, targets = self._seen, self._buffers, self._targets
-        origins = []
-        for ref, resource in items:
-            data = orjson.dumps(resource)
-            digest = hash(data)
-            known = seen.setdefault(hash(ref), digest)
-            if known is None:
-                rtype = resource["resourceType"]
-                buffer = buffers.get(rtype)
-                if buffer is None:
-                    buffer = buffers[rtype] = []
-                buffer.append(data)
-                self._buffered += len(data)
-                self.counts[rtype] = self.counts.get(rtype, 0) + 1
-                targets.append(resource)
-            elif known != digest:
-                issues.append(
-                    _conflict(ref, origin, "differs from the version already written; the first one is kept")
-                )
-            origins.append(b'{"resource":"' + ref.encode() + tail)
+        return self.write_serialised(origin, serialise(resources))
+
+    def write_serialised(self, origin: str, items: list[Serialised]) -> list[Issue]:
+        issues: list[Issue] = []
+        if len(items) > 1 and len({ref for ref, _, _ in items}) < len(items):
+            items, issues = _merge_serialised(origin, items)
+        self._pending.append((origin, items))
+        if len(self._pending) >= self._batch_records:
+            issues += self._settle()
+        return issues
+
+    def _settle(self) -> list[Issue]:
+        """Write the pending records in order, each resource only if no earlier record wrote it."""
+        pending, self._pending = self._pending, []
+        digests: list[list[int]] = []
+        first: dict[str, int] = {}
+        for _, items in pending:
+            record_digests = [hash(data) for _, _, data in items]
+            digests.append(record_digests)
+            for (ref, _, _), digest in zip(items, record_digests, strict=True):
+                first.setdefault(ref, digest)
+        current = self._written.settle(first)  # ref → digest of the version already on disk
+        issues: list[Issue] = []
+        buffers, targets, counts = self._buffers, self._targets, self.counts
+        origins: list[bytes] = []
+        for (origin, items), record_digests in zip(pending, digests, strict=True):
+            tail = b'","origin":' + orjson.dumps(origin) + b"}\n"
+            for (ref, rtype, data), digest in zip(items, record_digests, strict=True):
+                known = current.get(ref)
+                if known is None:
+                    current[ref] = digest
+                    buffer = buffers.get(rtype)
+                    if buffer is None:
+                        buffer = buffers[rtype] = []
+                    buffer.append(data)
+                    self._buffered += len(data)
+                    counts[rtype] = counts.get(rtype, 0) + 1
+                    targets.append(ref)
+                elif known != digest:
+                    issues.append(_conflict(ref, origin, _KEPT_FIRST))
+                origins.append(b'{"resource":"' + ref.encode() + tail)
+            if len(targets) >= self.chunk_size:
+                self._write_provenance()
+                targets = self._targets
+            if self._buffered >= self._BUFFER_BYTES:
+                self._drain()
         self._origins.write(b"".join(origins))
-        if len(targets) >= self.chunk_size:
-            self._write_provenance()
-        if self._buffered >= self._BUFFER_BYTES:
-            self._drain()
         return issues
 
     def _write_provenance(self) -> None:
@@ -313,11 +352,27 @@ class NdjsonWriter(Writer):
 
     def _finish(self) -> None:
         try:
+            self.closing_issues = self._settle()
             self._write_provenance()
             self._drain()
         finally:
+            self._written.close()
             for handle in self._files.values():
                 handle.close()
+
+
+def _merge_serialised(origin: str, items: list[Serialised]) -> tuple[list[Serialised], list[Issue]]:
+    """``merge_record`` for serialised resources: one per ``Type/id``, the later version winning."""
+    merged: dict[str, Serialised] = {}
+    issues: list[Issue] = []
+    for item in items:
+        known = merged.get(item[0])
+        if known is not None and known[2] != item[2]:
+            issues.append(
+                _conflict(item[0], origin, "the record holds two versions of it; the later one is written")
+            )
+        merged[item[0]] = item
+    return list(merged.values()), issues
 
 
 _WRITERS: dict[str, Callable[..., Writer]] = {

@@ -274,6 +274,8 @@ class Compiler:
             spec.finish = _known_display
         elif cls is model.Professional:
             spec.finish = checks.registration_number
+        if cls in (model.Professional, model.Organisation):
+            spec.remember_by_columns()  # shared parties repeat across rows
         return spec
 
     def special_sets(

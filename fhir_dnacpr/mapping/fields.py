@@ -16,6 +16,7 @@ from fhir_dnacpr.mapping.dates import DateParser, DateValueError
 from fhir_dnacpr.mapping.paths import ABSENT, Accessor, Column, JsonPath, ShapeError
 
 _DATE_CACHE_SIZE = 4096
+_MEMO_SIZE = 4096
 INVALID: Any = type("Invalid", (), {"__repr__": lambda self: "INVALID", "__bool__": lambda self: False})()
 """A value that was present but wrong; its issue is already in the context."""
 MISSING: Any = object()
@@ -517,6 +518,19 @@ class ObjectSpec(Node):
         """Optional last touch on the arguments (fill a known display, warn on a bad number)."""
         self.fields: Callable[..., Any] = _generate_fields(self)
         """``fields(data, ctx, force=False)``: the constructor arguments, or ABSENT / INVALID."""
+        self.memo_columns: tuple[str, ...] | None = None
+        self._memo: dict[tuple[Any, ...], Any] = {}
+
+    def remember_by_columns(self) -> None:
+        """Reuse results for rows whose cells for this object are the same (see ``get``).
+
+        Meant for shared parties — the clinician on a thousand forms, the GP practice of a whole
+        register — whose mapping is a pure function of a few CSV cells. Only when every leaf is a
+        single column or a constant; otherwise nothing changes.
+        """
+        columns = _leaf_columns(self)
+        if columns is not None:
+            self.memo_columns = tuple(dict.fromkeys(columns))
 
     def _complete(self, kwargs: dict[str, Any], ctx: Context) -> Any:
         for name, value in self.defaults.items():
@@ -528,6 +542,24 @@ class ObjectSpec(Node):
         return kwargs
 
     def get(self, data: Any, ctx: Context) -> Any:
+        columns = self.memo_columns
+        if columns is None or type(data) is not dict:
+            return self._get(data, ctx)
+        # Same cells (and same "today", which date checks use) → same value. Only results that raised
+        # no issue at all are kept, so every warning and error is still reported for every row.
+        key = (ctx.today, *map(data.get, columns))
+        found = self._memo.get(key)
+        if found is not None:
+            return found
+        issues_before = len(ctx.issues)
+        value = self._get(data, ctx)
+        if len(ctx.issues) == issues_before and value is not INVALID:
+            if len(self._memo) >= _MEMO_SIZE:
+                self._memo.clear()
+            self._memo[key] = value
+        return value
+
+    def _get(self, data: Any, ctx: Context) -> Any:
         kwargs = self.fields(data, ctx)
         if kwargs is ABSENT or kwargs is INVALID:
             return kwargs
@@ -567,6 +599,32 @@ class ObjectSpec(Node):
                     node.accessors[0].put(out, flag)
                     continue
             node.put(field_value, out)
+
+
+def _leaf_columns(node: Node) -> list[str] | None:
+    """The CSV columns an object reads, when every leaf is one column or a constant; else None."""
+    if isinstance(node, Const):
+        return []
+    if isinstance(node, Scalar):
+        if node.accessors and all(isinstance(a, Column) for a in node.accessors):
+            return [a.name for a in node.accessors]  # type: ignore[attr-defined]
+        return None
+    children = (
+        [n for _, n in node.nodes]
+        if isinstance(node, ObjectSpec)
+        else node.items
+        if isinstance(node, FixedList)
+        else None
+    )
+    if children is None:
+        return None
+    columns: list[str] = []
+    for child in children:
+        found = _leaf_columns(child)
+        if found is None:
+            return None
+        columns += found
+    return columns
 
 
 def _generate_fields(spec: ObjectSpec) -> Callable[..., Any]:

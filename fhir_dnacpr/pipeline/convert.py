@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
+import pickle
 import sys
 import tempfile
 import time
@@ -24,9 +26,9 @@ import orjson
 from lxml import etree
 
 from fhir_dnacpr import __version__
-from fhir_dnacpr.fhir.build import CAREPLAN_STATUS, CONSENT_STATUS, build_resources
+from fhir_dnacpr.fhir.build import CAREPLAN_STATUS, CONSENT_STATUS, SharedParties, build_resources
 from fhir_dnacpr.fhir.ids import IdFactory
-from fhir_dnacpr.fhir.writers import open_writer
+from fhir_dnacpr.fhir.writers import Serialised, open_writer, serialise
 from fhir_dnacpr.issues import Issue, Severity
 from fhir_dnacpr.mapping import MappingSpec
 from fhir_dnacpr.model import CareRecord, RecordStatus
@@ -98,7 +100,21 @@ def _raw_copy(raw: RawRecord) -> Any:
     return raw.data if raw.data is not None else raw.text
 
 
-def _note_items(ledger: Ledger, ids: IdFactory, seq: int, record: CareRecord) -> None:
+class _LedgerKeys:
+    """Keyed hashes for the ledger: a fresh random key per run (the ledger lives only as long as the
+    run), so nothing on disk can be linked to a person or compared across runs; keyed BLAKE2b is one
+    C call, several times cheaper than the HMAC the resource ids need."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self) -> None:
+        self._key = os.urandom(32)
+
+    def __call__(self, *parts: str | None) -> bytes:
+        return hashlib.blake2b(orjson.dumps(parts), key=self._key, digest_size=16).digest()
+
+
+def _note_items(ledger: Ledger, keys: _LedgerKeys, seq: int, record: CareRecord) -> None:
     """Pass one: what the ledger needs about each item, as keyed hashes (no identifiers on disk)."""
     for kind, item in ((DECISION, record.decision), (PLAN, record.plan)):
         if item is None:
@@ -107,8 +123,8 @@ def _note_items(ledger: Ledger, ids: IdFactory, seq: int, record: CareRecord) ->
         ledger.add_item(
             seq,
             kind,
-            record_key=ids.id_for("ledger-record", item.source.system, item.source.record_id),
-            patient_key=ids.id_for("ledger-patient", item.source.system, item.patient.nhs_number),
+            record_key=keys(item.source.system, item.source.record_id),
+            patient_key=keys(item.source.system, item.patient.nhs_number),
             order_key=_order_key(item.source.last_updated, clinical_date),
             active=item.status is RecordStatus.ACTIVE,
         )
@@ -126,6 +142,16 @@ def _verdict_stream(ledger: Ledger) -> Iterator[tuple[int, dict[str, Verdict]]]:
         bucket[kind] = verdict
     if current_seq is not None:
         yield current_seq, bucket
+
+
+def _spilled(spill: BinaryIO) -> Iterator[tuple[int, str, list[Serialised]]]:
+    """The records pass one spilled, in input order."""
+    load = pickle.load  # a fresh unpickler each time: a long-lived one keeps every object it loaded
+    while True:
+        try:
+            yield load(spill)
+        except EOFError:
+            return
 
 
 class _Progress:
@@ -164,23 +190,29 @@ def mark_superseded(resource: dict[str, Any]) -> None:
             tag["code"] = RecordStatus.SUPERSEDED.value
 
 
-def _apply_verdicts(
-    resources: list[dict[str, Any]], verdicts: dict[str, Verdict]
-) -> tuple[list[dict[str, Any]], bool]:
-    """Drop replaced versions, mark superseded items; returns (what is left, whether superseded)."""
+def _apply_verdicts(items: list[Serialised], verdicts: dict[str, Verdict]) -> tuple[list[Serialised], bool]:
+    """Drop replaced versions, mark superseded items; returns (what is left, whether superseded).
+
+    Only the few records with a verdict pay for parsing their JSON again.
+    """
     superseded = False
     for kind, verdict in verdicts.items():
         resource_type = ITEM_RESOURCE[kind]
         if verdict is Verdict.REPLACED_VERSION:
-            resources = [r for r in resources if r["resourceType"] != resource_type]
+            items = [item for item in items if item[1] != resource_type]
         elif verdict is Verdict.SUPERSEDED:
-            for resource in resources:
-                if resource["resourceType"] == resource_type:
+            marked = []
+            for item in items:
+                if item[1] == resource_type:
+                    resource = orjson.loads(item[2])
                     mark_superseded(resource)
+                    item = (item[0], item[1], orjson.dumps(resource))
                     superseded = True
-    if not any(r["resourceType"] in ITEM_RESOURCE.values() for r in resources):
+                marked.append(item)
+            items = marked
+    if not any(item[1] in ITEM_RESOURCE.values() for item in items):
         return [], superseded
-    return resources, superseded
+    return items, superseded
 
 
 def _validation_issues(resources: list[dict[str, Any]], validate: Validate) -> list[Issue]:
@@ -204,6 +236,9 @@ class _Run:
         self.summary = summary
         self.rejects = rejects
         self.progress = _Progress(options.progress)
+        self.ledger_keys = _LedgerKeys()
+        self.shared_parties = SharedParties(options.ids)
+        self.today = self.spec.today or date.today()  # one "today" for the whole run
 
     def reject(self, raw: RawRecord, stage: str, issues: list[Issue]) -> None:
         copy = _raw_copy(raw) if self.options.reject_raw else self.spec.redact(raw)
@@ -231,20 +266,21 @@ class _Run:
                 return
 
     def _convert_one(self, seq: int, raw: RawRecord, ledger: Ledger, spill: BinaryIO) -> None:
-        result = self.spec.map(raw)
+        result = self.spec.map(raw, today=self.today)
         self.summary.warnings += sum(1 for i in result.issues if not i.is_error)
         if result.record is None:
             self.reject(raw, "map", result.issues)
             return
-        resources = build_resources(result.record, self.options.ids)
+        resources = build_resources(result.record, self.options.ids, self.shared_parties)
         if self.options.validate is not None:
             issues = _validation_issues(resources, self.options.validate)
             if any(i.is_error for i in issues):
                 self.reject(raw, "validate", issues)
                 return
             self.summary.warnings += len(issues)
-        _note_items(ledger, self.options.ids, seq, result.record)
-        spill.write(orjson.dumps([seq, str(raw.origin), resources]) + b"\n")
+        _note_items(ledger, self.ledger_keys, seq, result.record)
+        # Serialised once, here; pass two parses again only records with a verdict.
+        spill.write(pickle.dumps((seq, str(raw.origin), serialise(resources)), pickle.HIGHEST_PROTOCOL))
 
     def second_pass(self, verdicts: Iterator[tuple[int, dict[str, Verdict]]], spill_path: Path) -> None:
         """Apply the ledger's verdicts to the spilled resources, in input order, and write them."""
@@ -261,22 +297,26 @@ class _Run:
         )
         next_verdict = next(verdicts, None)
         try:
-            with spill_path.open("rb") as spill, (options.out_dir / "replaced.ndjson").open("wb") as replaced:
-                for line in spill:
-                    seq, origin, resources = orjson.loads(line)
+            with (
+                spill_path.open("rb", buffering=1 << 20) as spill,
+                (options.out_dir / "replaced.ndjson").open("wb") as replaced,
+            ):
+                for seq, origin, items in _spilled(spill):
                     record_verdicts: dict[str, Verdict] = {}
                     if next_verdict is not None and next_verdict[0] == seq:
                         record_verdicts = next_verdict[1]
                         next_verdict = next(verdicts, None)
                     if record_verdicts:
-                        resources, superseded = _apply_verdicts(resources, record_verdicts)
+                        items, superseded = _apply_verdicts(items, record_verdicts)
                         summary.superseded += superseded
-                        if not resources:
+                        if not items:
                             summary.versions_replaced += 1
                             replaced.write(orjson.dumps({"where": origin}) + b"\n")
                             continue
-                    summary.warnings += len(writer.write(origin, resources))
+                    summary.warnings += len(writer.write_serialised(origin, items))
                     summary.records_converted += 1
+            writer.close()
+            summary.warnings += len(writer.closing_issues)
         finally:
             summary.resources_out.update(writer.close())
 
@@ -304,7 +344,7 @@ def convert(options: ConvertOptions) -> RunSummary:
         ledger = Ledger(Path(tmp) / "ledger.sqlite")
         spill_path = Path(tmp) / "spill.ndjson"
         try:
-            with spill_path.open("wb") as spill:
+            with spill_path.open("wb", buffering=1 << 20) as spill:
                 run.first_pass(ledger, spill)
             run.second_pass(_verdict_stream(ledger), spill_path)
         finally:

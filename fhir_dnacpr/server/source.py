@@ -75,9 +75,6 @@ class PushPlan:
         else:
             yield from self._from_ndjson_files()
 
-    def origin_of(self, ref: str) -> Any:
-        return self.origins.get(ref)
-
     # --- bundle-*.json -------------------------------------------------------------------------
 
     def _bundle_files(self) -> list[Path]:
