@@ -288,3 +288,209 @@ def test_bundle_full_url_rules(validator):
 
 def test_compiled_profiles_are_cached(validator):
     assert validator.structure(BASE + "MinName") is validator.structure(BASE + "MinName")
+
+
+# -- behaviours matched to the HL7 validator's own test cases (bundle-conformsto,
+#    parameters-profiled-resource-multiple, extension-slicing-instance) --------------------------
+
+
+def _subject_must_be(name: str, target: str) -> dict:
+    return profile(
+        name,
+        "Observation",
+        [
+            {
+                "id": "Observation.subject",
+                "path": "Observation.subject",
+                "type": [{"code": "Reference", "targetProfile": [BASE + target]}],
+            }
+        ],
+    )
+
+
+def _bundle(patient: dict, obs_profile: str | None = None) -> dict:
+    obs = {
+        "resourceType": "Observation",
+        "id": "o1",
+        "status": "final",
+        "code": {"text": "x"},
+        "subject": {"reference": "Patient/p1"},
+    }
+    if obs_profile:
+        obs["meta"] = {"profile": [BASE + obs_profile]}
+    return {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [
+            {"fullUrl": "http://example.org/fhir/Observation/o1", "resource": obs},
+            {"fullUrl": "http://example.org/fhir/Patient/p1", "resource": patient},
+        ],
+    }
+
+
+NAMELESS = {"resourceType": "Patient", "id": "p1"}
+NAMED = {"resourceType": "Patient", "id": "p1", "name": [{"family": "Test"}]}
+
+
+def test_bundled_reference_target_checked_against_target_profile_whatever_the_policy(validator):
+    # a target found in the Bundle is validated (HL7: CHECK_VALID for internal references), even
+    # under the default policy for external references
+    validator.add_definition(_subject_must_be("ObsNamedSubject", "MinName"))
+    assert "Reference_REF_CantMatchChoice" in error_ids(validator, _bundle(NAMELESS, "ObsNamedSubject"))
+    assert error_ids(validator, _bundle(NAMED, "ObsNamedSubject")) == []
+
+
+def test_slice_by_profile_follows_references_inside_the_bundle(validator):
+    validator.add_definition(_subject_must_be("ObsNamedSubject", "MinName"))
+    validator.add_definition(
+        profile(
+            "BundleWithObs",
+            "Bundle",
+            [
+                {
+                    "id": "Bundle.entry",
+                    "path": "Bundle.entry",
+                    "slicing": {"discriminator": [{"type": "profile", "path": "resource"}], "rules": "open"},
+                },
+                {"id": "Bundle.entry:obs", "path": "Bundle.entry", "sliceName": "obs", "min": 1, "max": "1"},
+                {
+                    "id": "Bundle.entry:obs.resource",
+                    "path": "Bundle.entry.resource",
+                    "min": 1,
+                    "type": [{"code": "Observation", "profile": [BASE + "ObsNamedSubject"]}],
+                },
+            ],
+        )
+    )
+    # the entry's subject resolves (relative to its fullUrl) to a Patient without a name: the
+    # Observation does not conform, so the required slice is empty
+    ids = error_ids(validator, _bundle(NAMELESS), BASE + "BundleWithObs")
+    assert ids == ["Validation_VAL_Profile_Minimum_SLICE"]
+    assert error_ids(validator, _bundle(NAMED), BASE + "BundleWithObs") == []
+
+
+def test_differential_element_not_in_base_is_ignored_and_reported(validator):
+    validator.add_definition(
+        profile(
+            "Misnamed", "Patient", [{"id": "Patient.dateOfBirth", "path": "Patient.dateOfBirth", "min": 1}]
+        )
+    )
+    assert validator.structure(BASE + "Misnamed") is not None
+    assert error_ids(validator, {"resourceType": "Patient"}, BASE + "Misnamed") == []
+    assert any("Patient.dateOfBirth" in p.message for p in validator.load_problems)
+
+
+def _parameters_allowing(*names: str) -> dict:
+    return profile(
+        "OneOfParams",
+        "Parameters",
+        [
+            {
+                "id": "Parameters.parameter.resource",
+                "path": "Parameters.parameter.resource",
+                "type": [{"code": "Resource", "profile": [BASE + n for n in names]}],
+            }
+        ],
+    )
+
+
+def test_nested_resource_needs_to_match_one_of_several_profiles(validator):
+    validator.add_definition(_parameters_allowing("MinName", "FixedGender"))
+    url = BASE + "OneOfParams"
+
+    def params(patient: dict) -> dict:
+        return {"resourceType": "Parameters", "parameter": [{"name": "p", "resource": patient}]}
+
+    # no name (MinName fails) but gender 'other' (FixedGender holds): one match is enough
+    assert error_ids(validator, params({"resourceType": "Patient", "gender": "other"}), url) == []
+    # neither: one error naming the choice, not each profile's findings
+    assert error_ids(validator, params({"resourceType": "Patient", "gender": "male"}), url) == [
+        "BUNDLE_BUNDLE_ENTRY_MULTIPLE_PROFILES_NO_MATCH"
+    ]
+
+
+ACTION_TYPE = "http://example.org/fhir/StructureDefinition/action-type"
+
+
+def _action_slice(name: str, code: str, extra: list[dict]) -> list[dict]:
+    slice_id = f"PlanDefinition.action:{name}"
+    ext_id = f"{slice_id}.extension:actionType/{code}"
+    return [
+        {"id": slice_id, "path": "PlanDefinition.action", "sliceName": name, "min": 1},
+        {
+            "id": ext_id,
+            "path": "PlanDefinition.action.extension",
+            "sliceName": f"actionType/{code}",
+            "min": 1,
+            "max": "1",
+            "type": [{"code": "Extension", "profile": [ACTION_TYPE]}],
+        },
+        {
+            "id": f"{ext_id}.value[x]",
+            "path": "PlanDefinition.action.extension.value[x]",
+            "type": [{"code": "code"}],
+            "fixedCode": code,
+        },
+        *extra,
+    ]
+
+
+def test_extension_value_discriminator_uses_the_mandatory_reslice(validator):
+    validator.add_definition(
+        {
+            "resourceType": "StructureDefinition",
+            "url": ACTION_TYPE,
+            "name": "ActionType",
+            "status": "active",
+            "kind": "complex-type",
+            "abstract": False,
+            "context": [{"type": "element", "expression": "PlanDefinition.action"}],
+            "type": "Extension",
+            "derivation": "constraint",
+            "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Extension",
+            "differential": {
+                "element": [
+                    {"id": "Extension", "path": "Extension"},
+                    {"id": "Extension.url", "path": "Extension.url", "fixedUri": ACTION_TYPE},
+                    {"id": "Extension.value[x]", "path": "Extension.value[x]", "type": [{"code": "code"}]},
+                ]
+            },
+        }
+    )
+    title = {"id": "PlanDefinition.action:single.title", "path": "PlanDefinition.action.title", "min": 1}
+    validator.add_definition(
+        profile(
+            "TypedActions",
+            "PlanDefinition",
+            [
+                {
+                    "id": "PlanDefinition.action",
+                    "path": "PlanDefinition.action",
+                    "slicing": {
+                        "discriminator": [{"type": "value", "path": f"extension('{ACTION_TYPE}').value"}],
+                        "rules": "open",
+                    },
+                },
+                {
+                    "id": "PlanDefinition.action.extension:actionType",
+                    "path": "PlanDefinition.action.extension",
+                    "sliceName": "actionType",
+                    "type": [{"code": "Extension", "profile": [ACTION_TYPE]}],
+                },
+                *_action_slice("single", "Single", [title]),
+                *_action_slice("alternate", "Alternate", []),
+            ],
+        )
+    )
+
+    def action(code: str, **extra) -> dict:
+        return {"extension": [{"url": ACTION_TYPE, "valueCode": code}], **extra}
+
+    plan = {
+        "resourceType": "PlanDefinition",
+        "status": "active",
+        "action": [action("Single", title="x"), action("Alternate")],
+    }
+    assert error_ids(validator, plan, BASE + "TypedActions") == []
+    plan["action"][0].pop("title")
+    assert error_ids(validator, plan, BASE + "TypedActions") == ["Validation_VAL_Profile_Minimum"]

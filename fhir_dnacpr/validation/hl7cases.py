@@ -128,17 +128,45 @@ def run_all(names: list[str] | None = None) -> list[StepResult]:
 
 
 def summarise(results: list[StepResult]) -> dict[str, Any]:
+    """Agreement by step and by case (a case agrees when all its steps do), overall and per category."""
+    cases: dict[str, list[StepResult]] = defaultdict(list)
+    for r in results:
+        cases[r.case].append(r)
     by_category: dict[str, Counter] = defaultdict(Counter)
     for r in results:
         by_category[r.category]["steps"] += 1
-        by_category[r.category]["passed"] += r.passed
-    passed = sum(r.passed for r in results)
+        by_category[r.category]["steps_passed"] += r.passed
+    for steps in cases.values():
+        counter = by_category[steps[0].category]
+        counter["cases"] += 1
+        counter["cases_passed"] += all(r.passed for r in steps)
+    steps_passed = sum(r.passed for r in results)
+    cases_passed = sum(all(r.passed for r in steps) for steps in cases.values())
     return {
+        "cases": len(cases),
+        "cases_passed": cases_passed,
+        "case_rate": cases_passed / len(cases) if cases else 0.0,
         "steps": len(results),
-        "passed": passed,
-        "rate": passed / len(results) if results else 0.0,
+        "steps_passed": steps_passed,
+        "step_rate": steps_passed / len(results) if results else 0.0,
         "by_category": {k: dict(v) for k, v in sorted(by_category.items())},
+        "failing_cases": sorted(name for name, steps in cases.items() if not all(r.passed for r in steps)),
     }
+
+
+def report_lines(summary: dict[str, Any]) -> list[str]:
+    """The summary as a short table: by category, then the totals by case and by step."""
+    lines = [f"{'category':<24} {'cases':>9} {'steps':>9}"]
+    for cat, c in summary["by_category"].items():
+        lines.append(
+            f"{cat:<24} {c['cases_passed']:>4}/{c['cases']:<4} {c['steps_passed']:>4}/{c['steps']:<4}"
+        )
+    lines.append(
+        f"{'total':<24} {summary['cases_passed']:>4}/{summary['cases']:<4} "
+        f"{summary['steps_passed']:>4}/{summary['steps']:<4}"
+    )
+    lines.append(f"by case {summary['case_rate']:.1%}, by step {summary['step_rate']:.1%}")
+    return lines
 
 
 def main(argv: list[str]) -> None:
@@ -152,7 +180,10 @@ def main(argv: list[str]) -> None:
                 print("   exp:", e[:220])
             for e in r.errors:
                 print("   got:", e[:220])
-    print(json.dumps(summarise(results), indent=1))
+    summary = summarise(results)
+    print("\n".join(report_lines(summary)))
+    if show_failures:
+        print("failing cases:", ", ".join(summary["failing_cases"]) or "none")
 
 
 if __name__ == "__main__":

@@ -285,8 +285,10 @@ def check_reference(
                 f"({', '.join(sorted(types))})",
             )
         else:
+            # a target found in the instance itself (contained, Bundle entry, Parameters) is always
+            # checked as CHECK_VALID, whatever the policy for external references (as HL7 does)
             specific = [p for p in profiles if not p.startswith(CORE)]
-            if specific and policy == "CHECK_VALID":
+            if specific:
                 yield from _check_target_profiles(run, resolved, ref, specific, location)
     elif (
         resolved is None

@@ -384,7 +384,9 @@ def _find_spec_nodes(run: Run, slice_node: ElementNode, path: str, type_code: st
                             and s.children["url"].fixed[1] == url
                         )
                     )
-            nodes = found
+            # a re-sliced extension slice stands for its mandatory re-slice (HL7's
+            # pickMandatorySlice): that is where the discriminating value is fixed
+            nodes = [next((r for r in n.slices if r.min > 0), n) for n in found]
             current_type = "Extension"
             continue
         if segment == "resolve()":

@@ -21,6 +21,10 @@ class SnapshotError(ValueError):
     """The differential cannot be applied (unknown base, unknown element)."""
 
 
+class UnmatchedElementError(SnapshotError):
+    """A differential element names a path its base does not have."""
+
+
 def split_id(element_id: str) -> tuple[str, str]:
     """``"Patient.identifier:nhs.system"`` → ``("Patient.identifier:nhs", "system")``."""
     depth = 0
@@ -87,9 +91,18 @@ def _generate(sd: dict[str, Any], registry: Registry) -> list[dict[str, Any]]:
     differential = copy.deepcopy(sd.get("differential", {}).get("element", []))
     assign_ids(differential)
     builder = _Builder(elements, registry)
+    unmatched = []
     for diff in differential:
-        index = builder.find_or_make(diff["id"])
+        try:
+            index = builder.find_or_make(diff["id"])
+        except UnmatchedElementError:
+            # as HL7's snapshot generator: the element has no place in the snapshot, which is
+            # generated without it; the profile stays usable and the problem is reported
+            unmatched.append(diff["id"])
+            continue
         _merge(elements[index], diff)
+    if unmatched:
+        sd["_snapshot_unmatched"] = unmatched
     return elements
 
 
@@ -119,7 +132,7 @@ class _Builder:
         if index is None:
             index = self._find_choice_rename(parent_id, name)
         if index is None:
-            raise SnapshotError(f"element {element_id} is not in the base definition")
+            raise UnmatchedElementError(f"element {element_id} is not in the base definition")
         return index
 
     def _find_choice_rename(self, parent_id: str, name: str) -> int | None:

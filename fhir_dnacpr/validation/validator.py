@@ -71,6 +71,9 @@ class Validator:
                 elements = snapshot_elements(sd, self.registry)
                 compiled = compile_structure(sd, elements)
                 _collect_min_lengths(sd, elements)
+                unmatched = sd.get("_snapshot_unmatched")
+                if unmatched:
+                    self._unmatched_problem(canonical, unmatched)
             except SnapshotError as exc:
                 log.warning("cannot use %s: %s", canonical, exc)
                 self.load_problems.append(
@@ -84,6 +87,17 @@ class Validator:
                 )
         self._compiled[canonical] = compiled
         return compiled
+
+    def _unmatched_problem(self, canonical: str, unmatched: list[str]) -> None:
+        text = (
+            f"The profile {canonical} has {len(unmatched)} element(s) in the differential "
+            f"({', '.join(unmatched)}) that don't have a matching element in the snapshot: "
+            "they are ignored"
+        )
+        log.warning("%s", text)
+        self.load_problems.append(
+            Issue(Severity.ERROR, "value", text, None, "Profile___Error_generating_snapshot")
+        )
 
     def _reset(self) -> None:
         self._compiled.clear()

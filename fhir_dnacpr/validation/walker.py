@@ -114,7 +114,7 @@ class Run:
     def _validate_against(self, resource: dict, structure: CompiledStructure) -> None:
         plan = self.validator.plan((structure.root,), structure.type)
         if structure.kind == "resource":
-            frame = Frame(resource, structure.type, self.frames[-1] if self.frames else None, "reference")
+            frame = self._frame_for(resource, structure.type)
             self.frames.append(frame)
             try:
                 self.walk_complex(plan, resource, resource.get("resourceType", structure.type), True)
@@ -122,6 +122,28 @@ class Run:
                 self.frames.pop()
         else:
             self.walk_complex(plan, resource, structure.type)
+
+    def _frame_for(self, resource: dict, location: str) -> Frame:
+        """A frame for checking ``resource`` on its own (slice by profile, reference target).
+
+        A Bundle entry keeps its place (entry frame with its ``fullUrl``) so its own relative
+        references still resolve in the Bundle, as they do when the entry is walked."""
+        parent = self.frames[-1] if self.frames else None
+        current = parent
+        while current is not None:
+            is_bundle = current.resource.get("resourceType") == "Bundle"
+            entries = current.resource.get("entry") if is_bundle else None
+            if isinstance(entries, list):
+                for index, entry in enumerate(entries):
+                    if isinstance(entry, dict) and entry.get("resource") is resource:
+                        frame = Frame(resource, location, parent, "entry")
+                        frame.bundle = current.resource
+                        frame.entry_index = index
+                        frame.full_url = entry.get("fullUrl")
+                        return frame
+                break  # the nearest Bundle is the one whose entries can be resolved against
+            current = current.parent
+        return Frame(resource, location, parent, "reference")
 
     def collect(self, action) -> list[Issue]:
         """Run ``action`` with a fresh issue list and return what it reported (not added)."""
@@ -771,13 +793,15 @@ class Run:
             return
         rtype = resource.get("resourceType")
         location = f"{item.location}/*{rtype}/{resource.get('id', 'null')}*/"
-        profiles = [
-            p
-            for node in plan.layers
-            for t in node.types
-            if t.code in (rtype, "Resource", "DomainResource")
-            for p in t.profiles
-        ]
+        profiles: list[str] = []
+        choices: list[tuple[str, ...]] = []  # a type listing several profiles: one must match
+        for node in plan.layers:
+            for t in node.types:
+                if t.code in (rtype, "Resource", "DomainResource") and t.profiles:
+                    if len(t.profiles) == 1:
+                        profiles.append(t.profiles[0])
+                    elif t.profiles not in choices:
+                        choices.append(t.profiles)
         profiles = list(dict.fromkeys(profiles))
         parent = self.frame
         container_type = parent.resource.get("resourceType")
@@ -802,6 +826,34 @@ class Run:
             self.validate_resource(resource, location, profiles, frame)
         elif profiles:
             self.validate_resource(resource, location, profiles, frame, base=False)
+        for allowed in choices:
+            self.check_profile_choice(resource, location, frame, kind, allowed)
+
+    def check_profile_choice(
+        self, resource: dict, location: str, frame: Frame, kind: str, allowed: tuple[str, ...]
+    ) -> None:
+        """A nested resource whose type lists several profiles must conform to one of them; as in
+        HL7's validator, the candidates' own findings are not reported, only a failure to match any."""
+        matched = 0
+        for url in allowed:
+            structure = self.validator.structure(url)
+            if structure is None or structure.type != resource.get("resourceType"):
+                continue
+            found = self.collect(
+                lambda url=url: self.validate_resource(resource, location, [url], frame, base=False)
+            )
+            matched += not any(i.is_error for i in found)
+        if not matched:
+            self.add_one(
+                self.issue(
+                    "error",
+                    "invalid",
+                    location,
+                    "BUNDLE_BUNDLE_ENTRY_MULTIPLE_PROFILES_NO_MATCH",
+                    f"The {kind} resource did not match any of the allowed profiles "
+                    f"(Type {resource.get('resourceType')}: {', '.join(allowed)})",
+                )
+            )
 
 
 _HERE = "\x00here\x00"  # stands for the value's own location in remembered messages
