@@ -155,3 +155,77 @@ def test_regex_without_anchors_always_runs(tmp_path) -> None:
     path = tmp_path / "terms.yaml"
     path.write_text("categories:\n  x:\n    rule: r\n    terms: [{regex: '\\bzz\\d+'}]\n")
     assert [h.matched for h in TermMatcher.from_file(path).find("code zz12")] == ["zz12"]
+
+
+def _every_scanner(matcher: TermMatcher, text: str) -> list[tuple[str, str, int, int]]:
+    """The straightforward way: every expression on every text, no anchor prefilter."""
+    hits = []
+    for cat in matcher.categories:
+        for scanner in cat.scanners:
+            for m in scanner.pattern.finditer(text):
+                if cat.exclude is not None and matcher._excluded(cat.exclude, text, m.start(), m.end()):
+                    continue
+                if not matcher._negated(text, m.start()):
+                    hits.append((cat.id, cat.rule, m.group(0), m.start(), m.end()))
+    hits.sort(key=lambda h: (h[3], -h[4]))
+    kept: list[tuple[str, str, int, int]] = []
+    for hit in hits:
+        if not any(k[1] == hit[1] and k[3] <= hit[3] and hit[4] <= k[4] for k in kept):
+            kept.append(hit)
+    return kept
+
+
+_PIECES = [
+    "not for ICU",
+    "no IV antibiotics",
+    "no  further treatment",
+    "do not admit",
+    "don't escalate",
+    "ceiling of care",
+    "ward-based care only",
+    "comfort care only",
+    "LD",
+    "ld",
+    "old",
+    "Downs",
+    "ups and downs",
+    "Down’s syndrome",
+    "aged 92",
+    "92yo",
+    "over 80",
+    "over the past 6 months",
+    "elderly",
+    "frail",
+    "CFS 6",
+    "lives in a care home",
+    "COVID-19 policy",
+    "disabled parking",
+    "double-blind",
+    "blind",
+    "not based on age",
+    "regardless of disability",
+    "cannot form",
+    "PMLD",
+    "ASC",
+    "withholding fluids",
+    ".",
+    ";",
+    ",",
+    "-",
+    "\n",
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.sampled_from(_PIECES), st.sampled_from(CONDITIONS + COURSE + REASONS)),
+        max_size=14,
+    )
+)
+def test_anchor_prefilter_finds_what_every_expression_finds(pieces: list[str]) -> None:
+    # the anchor index only decides which expressions run: it must never skip one that would match
+    text = " ".join(pieces)
+    matcher = default_matcher()
+    found = [(h.category, h.rule, h.matched, h.start, h.end) for h in matcher.find(text)]
+    assert found == _every_scanner(matcher, text)

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from fhir_dnacpr.assurance.config import ClusterSettings
-from fhir_dnacpr.assurance.similarity import jaccard, normalise, shingles
+from fhir_dnacpr.assurance.similarity import jaccard, normalised_words, word_shingles
 
 SETTING_ORGANISATION = 0
 SETTING_POSTCODE = 1
@@ -29,15 +29,20 @@ class _Component:
     min_similarity: float = 1.0
 
 
-@dataclass(slots=True)
 class _Row:
-    day: int
-    seq: int
-    thash: int
-    patient: int
-    text: str
-    comp: _Component | None = None
-    grams: set[str] | None = None
+    """One decision in the window: its text as a hash of its normalised words (exact duplicates) and,
+    once it is compared, as shingles."""
+
+    __slots__ = ("comp", "day", "grams", "patient", "seq", "thash", "words")
+
+    def __init__(self, day: int, seq: int, thash: int, patient: int, words: list[str]) -> None:
+        self.day = day
+        self.seq = seq
+        self.thash = thash
+        self.patient = patient
+        self.words = words
+        self.comp: _Component | None = None
+        self.grams: set[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,31 +70,92 @@ class SweepStats:
 
 
 def find_clusters(
-    rows: Iterable[tuple[int, int, int, int, int, int, str]],
+    rows: Iterable[tuple[int, int, int, int, int, str | None]],
     settings: ClusterSettings,
     stats: SweepStats | None = None,
 ) -> Iterator[RawCluster]:
-    """Clusters from candidate rows ``(bkey, stype, day, seq, thash, patient, text)`` sorted by bkey,
-    then day; ``thash`` hashes the normalised text (see ``similarity.normalise``)."""
+    """Clusters from candidate rows ``(bkey, stype, day, seq, patient, text)`` grouped by (bkey, stype)
+    and sorted by day (then seq) within a group. Texts are compared after ``similarity.normalise``.
+
+    A blocking group with fewer than ``min_cluster_size`` different people cannot hold a cluster; it
+    is swept all the same (the rows may come unfiltered), but counts in ``stats`` only if it has
+    enough people, so the statistics describe the groups that could cluster.
+
+    This loop runs once per candidate decision, so the per-row work is written out here with the
+    group's state in local variables (see ``_GroupSweep`` for that state).
+    """
     stats = stats if stats is not None else SweepStats()
-    sweeper: _GroupSweep | None = None
+    window_days = settings.window_days
+    threshold = settings.similarity_threshold
+    cap = settings.max_window_texts
+    size = settings.shingle_size
+    min_people = settings.min_cluster_size
+    group: _GroupSweep | None = None
     current: int | None = None
-    for bkey, stype, day, seq, thash, patient, text in rows:
-        if bkey != current:
-            if sweeper is not None:
-                yield from sweeper.finish()
-            sweeper = _GroupSweep(stype, settings, stats)
-            current = bkey
-            stats.groups += 1
-        done = sweeper.feed(day, seq, thash, patient, text)  # type: ignore[union-attr]
-        if done:
-            yield from done
-    if sweeper is not None:
-        yield from sweeper.finish()
+    current_type: int | None = None
+    window: deque[_Row] = deque()
+    latest_by_hash: dict[int, _Row] = {}
+    live: list[_Component] = []
+    people: set[int] = set()
+    for bkey, stype, day, seq, patient, text in rows:
+        if bkey != current or stype != current_type:
+            if group is not None:
+                yield from group.finish()
+            group = _GroupSweep(stype, settings, stats)
+            window, latest_by_hash = group.window, group.latest_by_hash
+            live, people = group.live, group.people
+            current, current_type = bkey, stype
+        if len(people) < min_people:
+            people.add(patient)
+        horizon = day - window_days
+        while window and window[0].day < horizon:
+            old = window.popleft()
+            if latest_by_hash.get(old.thash) is old:
+                del latest_by_hash[old.thash]
+        if live:
+            done = [comp for comp in live if comp.last_day < horizon]
+            if done:
+                live[:] = [comp for comp in live if comp.last_day >= horizon]
+                for comp in done:
+                    cluster = group._complete(comp)  # type: ignore[union-attr]
+                    if cluster is not None:
+                        yield cluster
+        words = normalised_words(text)
+        thash = hash(tuple(words))
+        row = _Row(day, seq, thash, patient, words)
+        if latest_by_hash:
+            same = latest_by_hash.get(thash)
+            if same is not None:
+                _join(row, same, 1.0, window, live)
+            if len(latest_by_hash) > cap:
+                group.over_cap += 1  # type: ignore[union-attr]
+            elif threshold < 1.0:
+                mine = None
+                for other in latest_by_hash.values():
+                    if other.thash == thash or (row.comp is not None and other.comp is row.comp):
+                        continue
+                    if mine is None:
+                        mine = row.grams = word_shingles(words, size)
+                    theirs = other.grams
+                    if theirs is None:
+                        theirs = other.grams = word_shingles(other.words, size)
+                    a, b = len(mine), len(theirs)
+                    if (a < threshold * b) if a < b else (b < threshold * a):
+                        continue  # Jaccard is at most min/max of the set sizes
+                    group.comparisons += 1  # type: ignore[union-attr]
+                    score = jaccard(mine, theirs)
+                    if score >= threshold:
+                        _join(row, other, score, window, live)
+        window.append(row)
+        latest_by_hash[thash] = row
+    if group is not None:
+        yield from group.finish()
 
 
 class _GroupSweep:
-    """One blocking group (setting + decision maker), fed in date order."""
+    """The state of one blocking group (setting + decision maker) while ``find_clusters`` sweeps it in
+    date order: the window of recent decisions, the latest of each distinct text in it, the components
+    that can still grow, and (up to ``min_cluster_size`` of) the people seen."""
 
     def __init__(self, stype: int, settings: ClusterSettings, stats: SweepStats) -> None:
         self.stype = stype
@@ -98,67 +164,22 @@ class _GroupSweep:
         self.window: deque[_Row] = deque()
         self.live: list[_Component] = []
         self.latest_by_hash: dict[int, _Row] = {}
-        self.window_days = settings.window_days
-        self.threshold = settings.similarity_threshold
-        self.cap = settings.max_window_texts
-        self.size = settings.shingle_size
-
-    def feed(self, day: int, seq: int, thash: int, patient: int, text: str) -> list[RawCluster] | None:
-        """Add one decision; returns clusters that can no longer grow (usually None)."""
-        horizon = day - self.window_days
-        window, latest_by_hash = self.window, self.latest_by_hash
-        while window and window[0].day < horizon:
-            old = window.popleft()
-            if latest_by_hash.get(old.thash) is old:
-                del latest_by_hash[old.thash]
-        done = None
-        if self.live:
-            still = []
-            for comp in self.live:
-                if comp.last_day < horizon:
-                    cluster = self._complete(comp)
-                    if cluster is not None:
-                        done = [*(done or ()), cluster]
-                else:
-                    still.append(comp)
-            self.live = still
-        row = _Row(day, seq, thash, patient, text)
-        if latest_by_hash:
-            same = latest_by_hash.get(thash)
-            if same is not None:
-                _join(row, same, 1.0, window, self.live)
-            threshold = self.threshold
-            if len(latest_by_hash) > self.cap:
-                self.stats.windows_over_cap += 1
-            elif threshold < 1.0:
-                for other in latest_by_hash.values():
-                    if other.thash == thash or (row.comp is not None and other.comp is row.comp):
-                        continue
-                    mine = row.grams
-                    if mine is None:
-                        mine = row.grams = shingles(normalise(row.text), self.size)
-                    theirs = other.grams
-                    if theirs is None:
-                        theirs = other.grams = shingles(normalise(other.text), self.size)
-                    a, b = len(mine), len(theirs)
-                    if (a < threshold * b) if a < b else (b < threshold * a):
-                        continue  # Jaccard is at most min/max of the set sizes
-                    self.stats.comparisons += 1
-                    score = jaccard(mine, theirs)
-                    if score >= threshold:
-                        _join(row, other, score, window, self.live)
-        window.append(row)
-        latest_by_hash[thash] = row
-        return done
+        self.people: set[int] = set()
+        self.comparisons = 0
+        self.over_cap = 0
 
     def finish(self) -> Iterator[RawCluster]:
         for comp in self.live:
             cluster = self._complete(comp)
             if cluster is not None:
                 yield cluster
-        self.live = []
+        self.live.clear()
         self.window.clear()
         self.latest_by_hash.clear()
+        if len(self.people) >= self.settings.min_cluster_size:
+            self.stats.groups += 1
+            self.stats.comparisons += self.comparisons
+            self.stats.windows_over_cap += self.over_cap
 
     def _complete(self, comp: _Component) -> RawCluster | None:
         if len({m[1] for m in comp.members}) < self.settings.min_cluster_size:

@@ -14,7 +14,6 @@ from datetime import date, datetime
 from typing import Any
 
 from fhir_dnacpr.assurance.clusters import (
-    SETTING_ORGANISATION,
     SETTING_POSTCODE,
     RawCluster,
     SweepStats,
@@ -52,6 +51,7 @@ from fhir_dnacpr.model import (
     Person,
     Professional,
     RecordStatus,
+    RegistrationBody,
 )
 
 NO_ORGANISATION = "(no organisation)"
@@ -71,6 +71,7 @@ _LACKS_CAPACITY = Capacity.LACKS_CAPACITY
 _STATUS_TEXT = {s: s.value for s in RecordStatus}
 _TERM_CACHE_SIZE = 4096
 _DECISION_TEXT = {v: v.value for v in CprDecisionValue}
+_BODY_TEXT = {b: b.value for b in RegistrationBody}
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +147,7 @@ def _maker_key(maker: Professional | None) -> str | None:
     if maker is None:
         return None
     if maker.registration_number:
-        body = maker.registration_body.value if maker.registration_body else ""
+        body = _BODY_TEXT[maker.registration_body] if maker.registration_body else ""
         return body + ":" + maker.registration_number.strip().upper()
     name = normalise(maker.display_name)
     return f"name:{name}" if name else None
@@ -382,36 +383,36 @@ class AuditRun:
         want_person = self._on_conflicts and pkey is not None and day is not None
         if not (found or maker_key or want_person):
             return
-        label = self.pseudo.label_of_key(pkey) if pkey is not None else "(no valid NHS number)"
         source = d.source
+        day_iso = day.isoformat() if day is not None else None
         if found:
+            label = self.pseudo.label_of_key(pkey) if pkey is not None else "(no valid NHS number)"
             show = self._show
             person = patient_display(d.patient, label, True) if show else label
             plain = EvidenceRef(
-                system=source.system,
-                record_id=mask_record_id(source.record_id, show),
-                patient=person,
-                origin=_origin(source.file, source.location),
-                organisation=org,
-                decision=_DECISION_TEXT[d.decision],
-                decision_date=day.isoformat() if day else None,
-                status=_STATUS_TEXT[status],
+                source.system,
+                mask_record_id(source.record_id, show),
+                person,
+                _origin(source.file, source.location),
+                org,
+                _DECISION_TEXT[d.decision],
+                day_iso,
+                _STATUS_TEXT[status],
             )
             with_text = None
+            collect = self.collector
             for rule_id, detail, terms, show_text in found:
                 evidence = plain
                 if show_text and rationale:
                     if with_text is None:
                         with_text = plain._replace(excerpt=mask_text(rationale, d.patient, show))
                     evidence = with_text
-                self.collector(
-                    Finding(rule_id, detail, (evidence,), org, quarter, patient=person, terms=terms)
-                )
+                collect(Finding(rule_id, detail, (evidence,), org, quarter, person, terms))
         if not (maker_key or want_person):
             return
         postcode = _postcode_key(d.patient.postcode) if maker_key else None
-        dayn = day.toordinal() if day is not None else None
-        person_row = want_person and status in _STATUS_CODE
+        by_org = maker_key is not None and org != NO_ORGANISATION  # then the candidate row keeps the text
+        # the pseudonym is not stored: it is a function of pkey, made again if the record is shown
         self.store.add_record(
             (
                 seq,
@@ -419,37 +420,29 @@ class AuditRun:
                 source.record_id,
                 source.file,
                 source.location,
-                patient_display(d.patient, label, True) if self._show else label,
+                patient_display(d.patient, "", True) if self._show else None,
                 org,
                 _DECISION_TEXT[d.decision],
-                day.isoformat() if day else None,
+                day_iso,
                 _STATUS_TEXT[status],
                 quarter,
-                rationale if maker_key else None,
+                rationale if maker_key and not by_org else None,
                 _names(d.patient) if maker_key else None,
                 postcode,
                 self._maker_label(maker_key, maker) if maker_key else None,
                 pkey,
-                dayn,
+                day.toordinal(),  # type: ignore[union-attr]  # stored records all have a date
                 VALUE_NOT_FOR_CPR if not_for_cpr else VALUE_FOR_CPR,
-                _STATUS_CODE[status] if person_row else None,
+                _STATUS_CODE[status] if want_person else None,
                 self._systems.setdefault(source.system, len(self._systems)),
                 self._orgs.setdefault(org, len(self._orgs)),
                 hash((source.system, source.record_id)),
-            )
+            ),
+            # texts are compared (and hashed for exact duplicates) in the sweep, after sorting
+            hash((org, maker_key)) if by_org else None,
+            hash((postcode, maker_key)) if postcode is not None else None,
+            rationale,
         )
-        if maker_key:
-            # exact duplicates by the hash of the normalised text (Python's hash: stable within this run,
-            # which is all the sweep needs); the text itself is normalised again only if compared
-            thash = hash(normalise(rationale))
-            if org != NO_ORGANISATION:
-                self.store.add_candidate(
-                    hash(("o", org, maker_key)), SETTING_ORGANISATION, dayn, seq, thash, pkey
-                )  # type: ignore[arg-type]
-            if postcode is not None:
-                self.store.add_candidate(
-                    hash(("p", postcode, maker_key)), SETTING_POSTCODE, dayn, seq, thash, pkey
-                )  # type: ignore[arg-type]
 
     def _maker_label(self, key: str, maker: Professional | None) -> str:
         label = self._makers.get(key)
@@ -503,7 +496,7 @@ class AuditRun:
         return EvidenceRef(
             system=row["system"],
             record_id=mask_record_id(row["record_id"], show),
-            patient=row["patient"],
+            patient=row["patient"] or self.pseudo.label_of_key(row["pkey"]),
             origin=_origin(row["file"], row["location"]),
             organisation=row["org"],
             decision=row["decision"],

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -96,6 +96,7 @@ class TermMatcher:
     _triggers: frozenset[bytes] = frozenset()
     _always: frozenset[int] = frozenset()
     _scanners: tuple[tuple[_Category, _Scanner], ...] = ()
+    _plan: dict[bytes, tuple[_Trigger, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         """Index every anchor by its first word (exact, as a token of the text).
@@ -126,6 +127,7 @@ class TermMatcher:
                     index.setdefault(key, []).append((verify, case_anchor, i))
         object.__setattr__(self, "_scanners", scanners)
         object.__setattr__(self, "_index", index)
+        object.__setattr__(self, "_plan", {key: _plan_of(entries) for key, entries in index.items()})
         object.__setattr__(self, "_triggers", frozenset(index))
         object.__setattr__(self, "_always", frozenset(always))
 
@@ -193,25 +195,38 @@ class TermMatcher:
         """All hits in ``text``, in order, after exclusions ("disabled parking") and negation."""
         if not text:
             return []
-        tokens = _words(text)
+        tokens = text.encode("ascii", "ignore").lower().translate(_TOKEN_TABLE).split()  # see _words
         hit = self._triggers.intersection(tokens)
-        if not hit and not self._always:
+        always = self._always
+        if not hit and not always:
             return []
-        run = set(self._always)
+        run = set(always)
         folded: bytes | None = None
-        index = self._index
+        plan = self._plan
         for key in hit:
-            for verify, case_anchor, i in index[key]:
+            for i, unconditional, verify, case_pairs in plan[key]:
                 if i in run:
+                    continue
+                if unconditional:
+                    run.add(i)
                     continue
                 if verify is not None:
                     if folded is None:
                         folded = b" ".join(tokens)
-                    if verify not in folded:
+                    if verify.search(folded) is not None:
+                        run.add(i)
                         continue
-                if case_anchor is not None and case_anchor not in text:
-                    continue
-                run.add(i)
+                for phrase, case_anchor in case_pairs:
+                    if phrase is not None:
+                        if folded is None:
+                            folded = b" ".join(tokens)
+                        if phrase not in folded:
+                            continue
+                    if case_anchor in text:
+                        run.add(i)
+                        break
+        if not run:
+            return []
         hits: list[TermHit] = []
         for i in sorted(run):
             cat, scanner = self._scanners[i]
@@ -246,6 +261,36 @@ class TermMatcher:
         before = text[lo:start]
         cut = max((m.end() for m in _SENTENCE_END.finditer(before)), default=0)
         return self._negation.search(before, cut) is not None
+
+
+class _Trigger(NamedTuple):
+    """What a trigger word asks of one scanner: run it outright, or if the folded text contains one of
+    the anchor phrases starting with the word (one regex for them all), or if a case-sensitive anchor
+    (with its phrase, if any) is in the text."""
+
+    scanner: int
+    unconditional: bool
+    verify: re.Pattern[bytes] | None
+    case_pairs: tuple[tuple[bytes | None, str], ...]
+
+
+def _plan_of(entries: list[tuple[bytes | None, str | None, int]]) -> tuple[_Trigger, ...]:
+    """Group a trigger word's index entries by scanner: the scanner runs if any entry holds."""
+    by_scanner: dict[int, list[tuple[bytes | None, str | None]]] = {}
+    for verify, case_anchor, i in entries:
+        by_scanner.setdefault(i, []).append((verify, case_anchor))
+    plan = []
+    for i, conditions in by_scanner.items():
+        phrases = [v for v, c in conditions if v is not None and c is None]
+        plan.append(
+            _Trigger(
+                i,
+                any(v is None and c is None for v, c in conditions),
+                re.compile(b"|".join(re.escape(v) for v in phrases)) if phrases else None,
+                tuple((v, c) for v, c in conditions if c is not None),
+            )
+        )
+    return tuple(plan)
 
 
 @lru_cache(maxsize=8)
