@@ -303,3 +303,16 @@ def test_bad_arguments_are_refused(tmp_path: Path, fmt: str, kwargs: dict) -> No
     options = {"ids": IDS, "source_file": "f.csv", "source_sha256": SHA, "run_time": RUN, **kwargs}
     with pytest.raises(ValueError):
         open_writer(fmt, tmp_path, **options)
+
+
+def test_a_different_version_in_a_later_bundle_is_reported_not_silent(tmp_path: Path) -> None:
+    moved = replace(PATIENT, postcode="LS1 1AA")
+    second = CareRecord(replace(DECISION, source=replace(DECISION.source, record_id="RS-2"), patient=moved))
+    same = CareRecord(replace(DECISION, source=replace(DECISION.source, record_id="RS-3"), patient=moved))
+    _, issues = write_all("bundle", tmp_path, [RESPECT, second, same], chunk_size=2)
+    assert len(bundles(tmp_path)) == 3, "each record in a bundle of its own"
+    (issue,) = issues  # the third record repeats the second's version: nothing to say
+    assert issue.message_id == "WRITE_CONFLICTING_DUPLICATE"
+    assert issue.location.startswith("Patient/")
+    assert "line 3" in issue.message and "bundle-00001.json" in issue.message
+    assert "bundle-00002.json" in issue.message and "LS1" not in issue.message

@@ -38,9 +38,11 @@ class WrittenSet:
     def __len__(self) -> int:
         return self._count
 
-    def settle(self, batch: Mapping[str, int]) -> dict[str, int]:
-        """Remember ``batch`` (ref → digest of its first version in the batch); return the refs that an
-        earlier batch already wrote, each with the digest written then (the version that counts)."""
+    def settle(self, batch: Mapping[str, int], *, keep: str = "first") -> dict[str, int]:
+        """Remember ``batch`` (ref → digest of its version in the batch); return the refs that an
+        earlier batch already wrote, each with the digest remembered for it. ``keep="first"`` (NDJSON:
+        the first version written is the one on disk) or ``"last"`` (Bundles: every version is sent,
+        so the latest is what a server ends up holding)."""
         if not batch:
             return {}
         db = self._db
@@ -48,7 +50,8 @@ class WrittenSet:
         db.execute("DELETE FROM batch")
         db.executemany("INSERT INTO batch VALUES (?, ?)", batch.items())
         known = dict(db.execute("SELECT w.ref, w.digest FROM batch b JOIN written w ON w.ref = b.ref"))
-        db.execute("INSERT OR IGNORE INTO written SELECT ref, digest FROM batch")
+        verb = "INSERT OR IGNORE" if keep == "first" else "INSERT OR REPLACE"
+        db.execute(f"{verb} INTO written SELECT ref, digest FROM batch")
         db.execute("COMMIT")
         self._count += len(batch) - len(known)
         return known

@@ -174,12 +174,14 @@ class BundleWriter(Writer):
         self._entries: dict[str, Resource] = {}
         self._entry_origin: dict[str, str] = {}
         self._origin_pairs: list[tuple[str, str]] = []
+        self._written = WrittenSet()
+        self._previous_file: dict[str, str] = {}
 
     def write(self, origin: str, resources: list[Resource]) -> list[Issue]:
         merged, issues = merge_record(origin, resources)
         new = sum(1 for ref in merged if ref not in self._entries)
         if self._entries and len(self._entries) + new + 1 > self.chunk_size:
-            self._flush()
+            issues += self._flush()
         entries = self._entries
         for ref, resource in merged.items():
             known = entries.get(ref)
@@ -197,11 +199,13 @@ class BundleWriter(Writer):
             self._origin_pairs.append((ref, origin))
         return issues
 
-    def _flush(self) -> None:
+    def _flush(self) -> list[Issue]:
+        """Write the pending bundle; returns conflicts with versions sent in earlier bundles."""
         if not self._entries:
-            return
+            return []
         self.chunk_no += 1
         resources = list(self._entries.values())
+        issues = self._conflicts_with_earlier_bundles()
         resources.append(self.provenance(resources))
         bundle = {
             "resourceType": "Bundle",
@@ -236,12 +240,37 @@ class BundleWriter(Writer):
         self._entries = {}
         self._entry_origin = {}
         self._origin_pairs = []
+        return issues
+
+    def _conflicts_with_earlier_bundles(self) -> list[Issue]:
+        """A shared resource (a clinician, a relative) sent again with different content: each bundle
+        PUTs its version and the server keeps the last, so say so — it is not silent data loss."""
+        digests = {ref: hash(orjson.dumps(r)) for ref, r in self._entries.items()}
+        earlier = self._written.settle(digests, keep="last")
+        name = f"bundle-{self.chunk_no:05d}{self.suffix}"
+        issues = [
+            _conflict(
+                ref,
+                self._entry_origin[ref],
+                f"differs from the version sent in {self._previous_file.get(ref, 'an earlier bundle')}; "
+                f"both are written and a server applying them in order keeps this later one ({name})",
+            )
+            for ref, digest in earlier.items()
+            if digest != digests[ref]
+        ]
+        for ref in digests:
+            if ref in earlier or len(self._previous_file) < 65536:  # names only: bounded memory
+                self._previous_file[ref] = name
+        return issues
 
     def serialise(self, bundle: Resource) -> bytes:
         return orjson.dumps(bundle, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
 
     def _finish(self) -> None:
-        self._flush()
+        try:
+            self.closing_issues = self._flush()
+        finally:
+            self._written.close()
 
 
 class XmlBundleWriter(BundleWriter):
