@@ -229,3 +229,25 @@ def test_anchor_prefilter_finds_what_every_expression_finds(pieces: list[str]) -
     matcher = default_matcher()
     found = [(h.category, h.rule, h.matched, h.start, h.end) for h in matcher.find(text)]
     assert found == _every_scanner(matcher, text)
+
+
+_WORDS = ["not", "for", "no", "icu", "cannot", "form", "lives", "in", "a", "care", "home", "don't"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.lists(st.sampled_from(_WORDS), min_size=2, max_size=4), min_size=1, max_size=4),
+    st.lists(st.tuples(st.sampled_from(_WORDS), st.sampled_from([" ", ", ", " - ", ".  ", "\n", "’"]))),
+)
+def test_anchor_phrases_are_searched_in_spaced_words_as_in_joined_words(
+    phrases: list[list[str]], text: list[tuple[str, str]]
+) -> None:
+    # the prefilter looks for anchor phrases in the text's words before joining them with single
+    # spaces: it must agree with looking in the joined words
+    from fhir_dnacpr.assurance.terms import _TOKEN_TABLE, _phrases_pattern
+
+    raw = "".join(w + sep for w, sep in text)
+    spaced = raw.encode("ascii", "ignore").lower().translate(_TOKEN_TABLE)
+    joined = b" ".join(spaced.split())
+    wanted = [" ".join(p).encode() for p in phrases]
+    assert (_phrases_pattern(wanted).search(spaced) is not None) == any(w in joined for w in wanted)

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from fhir_dnacpr.assurance.config import ClusterSettings
-from fhir_dnacpr.assurance.similarity import jaccard, normalised_words, word_shingles
+from fhir_dnacpr.assurance.similarity import normalised_words, word_shingles
 
 SETTING_ORGANISATION = 0
 SETTING_POSTCODE = 1
@@ -70,12 +70,13 @@ class SweepStats:
 
 
 def find_clusters(
-    rows: Iterable[tuple[int, int, int, int, int, str | None]],
+    rows: Iterable[tuple[int, int, int, int, int, str | bytes | None]],
     settings: ClusterSettings,
     stats: SweepStats | None = None,
 ) -> Iterator[RawCluster]:
     """Clusters from candidate rows ``(bkey, stype, day, seq, patient, text)`` grouped by (bkey, stype)
-    and sorted by day (then seq) within a group. Texts are compared after ``similarity.normalise``.
+    and sorted by day (then seq) within a group. Texts are compared after ``similarity.normalise``;
+    a text may come already folded, as ``similarity.folded`` bytes.
 
     A blocking group with fewer than ``min_cluster_size`` different people cannot hold a cluster; it
     is swept all the same (the rows may come unfiltered), but counts in ``stats`` only if it has
@@ -120,7 +121,7 @@ def find_clusters(
                     cluster = group._complete(comp)  # type: ignore[union-attr]
                     if cluster is not None:
                         yield cluster
-        words = normalised_words(text)
+        words = text.split() if text.__class__ is bytes else normalised_words(text)  # type: ignore[union-attr]
         thash = hash(tuple(words))
         row = _Row(day, seq, thash, patient, words)
         if latest_by_hash:
@@ -143,7 +144,9 @@ def find_clusters(
                     if (a < threshold * b) if a < b else (b < threshold * a):
                         continue  # Jaccard is at most min/max of the set sizes
                     group.comparisons += 1  # type: ignore[union-attr]
-                    score = jaccard(mine, theirs)
+                    # similarity.jaccard, written out (neither set is empty: b > 0 or a > 0 here)
+                    inter = len(mine & theirs)
+                    score = inter / (a + b - inter)
                     if score >= threshold:
                         _join(row, other, score, window, live)
         window.append(row)

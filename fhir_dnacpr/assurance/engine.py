@@ -38,7 +38,7 @@ from fhir_dnacpr.assurance.privacy import (
     patient_display,
     patient_nhs_number,
 )
-from fhir_dnacpr.assurance.similarity import normalise
+from fhir_dnacpr.assurance.similarity import folded, normalise
 from fhir_dnacpr.assurance.spill import SpillStore
 from fhir_dnacpr.assurance.terms import TermMatcher
 from fhir_dnacpr.model import (
@@ -389,11 +389,15 @@ class AuditRun:
             label = self.pseudo.label_of_key(pkey) if pkey is not None else "(no valid NHS number)"
             show = self._show
             person = patient_display(d.patient, label, True) if show else label
+            record_id = source.record_id
+            if not show and 10 <= len(record_id) <= 12:  # what mask_record_id looks at, without the call
+                record_id = mask_record_id(record_id, show)
+            file, location = source.file, source.location
             plain = EvidenceRef(
                 source.system,
-                mask_record_id(source.record_id, show),
+                record_id,
                 person,
-                _origin(source.file, source.location),
+                f"{file}, {location}" if file and location else file or location or None,
                 org,
                 _DECISION_TEXT[d.decision],
                 day_iso,
@@ -411,11 +415,19 @@ class AuditRun:
         if not (maker_key or want_person):
             return
         postcode = _postcode_key(d.patient.postcode) if maker_key else None
-        by_org = maker_key is not None and org != NO_ORGANISATION  # then the candidate row keeps the text
         # the pseudonym is not stored: it is a function of pkey, made again if the record is shown
         self.store.add_record(
             (
                 seq,
+                pkey,
+                day.toordinal(),  # type: ignore[union-attr]  # stored records all have a date
+                VALUE_NOT_FOR_CPR if not_for_cpr else VALUE_FOR_CPR,
+                _STATUS_CODE[status] if want_person else None,
+                self._systems.setdefault(source.system, len(self._systems)),
+                self._orgs.setdefault(org, len(self._orgs)),
+                hash((source.system, source.record_id)),
+            ),
+            (
                 source.system,
                 source.record_id,
                 source.file,
@@ -426,22 +438,15 @@ class AuditRun:
                 day_iso,
                 _STATUS_TEXT[status],
                 quarter,
-                rationale if maker_key and not by_org else None,
+                rationale if maker_key else None,
                 _names(d.patient) if maker_key else None,
                 postcode,
                 self._maker_label(maker_key, maker) if maker_key else None,
-                pkey,
-                day.toordinal(),  # type: ignore[union-attr]  # stored records all have a date
-                VALUE_NOT_FOR_CPR if not_for_cpr else VALUE_FOR_CPR,
-                _STATUS_CODE[status] if want_person else None,
-                self._systems.setdefault(source.system, len(self._systems)),
-                self._orgs.setdefault(org, len(self._orgs)),
-                hash((source.system, source.record_id)),
             ),
             # texts are compared (and hashed for exact duplicates) in the sweep, after sorting
-            hash((org, maker_key)) if by_org else None,
+            hash((org, maker_key)) if maker_key is not None and org != NO_ORGANISATION else None,
             hash((postcode, maker_key)) if postcode is not None else None,
-            rationale,
+            folded(rationale) if maker_key else None,
         )
 
     def _maker_label(self, key: str, maker: Professional | None) -> str:

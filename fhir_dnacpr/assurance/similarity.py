@@ -45,6 +45,18 @@ def normalised_words(text: str | None) -> list[bytes]:
     return " ".join(text.lower().translate(_FOLD).split()).encode().split()
 
 
+def folded(text: str | None) -> bytes:
+    """The text folded as ``normalised_words`` folds it, not yet split: ``folded(t).split() ==
+    normalised_words(t)``. The audit folds each candidate's rationale once, as it arrives, and keeps
+    these bytes for the sweep, which then only splits them (no decoding, re-encoding or folding of
+    text read back from disk)."""
+    if not text:
+        return b""
+    if text.isascii():
+        return text.encode().lower().translate(_FOLD_ASCII)
+    return " ".join(text.lower().translate(_FOLD).split()).encode()
+
+
 def text_hash(normalised: str) -> int:
     """Signed 64-bit hash of normalised text, for exact-duplicate grouping."""
     return int.from_bytes(hashlib.blake2b(normalised.encode(), digest_size=8).digest(), "big", signed=True)

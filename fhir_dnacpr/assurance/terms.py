@@ -195,7 +195,8 @@ class TermMatcher:
         """All hits in ``text``, in order, after exclusions ("disabled parking") and negation."""
         if not text:
             return []
-        tokens = text.encode("ascii", "ignore").lower().translate(_TOKEN_TABLE).split()  # see _words
+        spaced = text.encode("ascii", "ignore").lower().translate(_TOKEN_TABLE)  # see _words
+        tokens = spaced.split()
         hit = self._triggers.intersection(tokens)
         always = self._always
         if not hit and not always:
@@ -210,12 +211,9 @@ class TermMatcher:
                 if unconditional:
                     run.add(i)
                     continue
-                if verify is not None:
-                    if folded is None:
-                        folded = b" ".join(tokens)
-                    if verify.search(folded) is not None:
-                        run.add(i)
-                        continue
+                if verify is not None and verify.search(spaced) is not None:
+                    run.add(i)
+                    continue
                 for phrase, case_anchor in case_pairs:
                     if phrase is not None:
                         if folded is None:
@@ -265,8 +263,12 @@ class TermMatcher:
 
 class _Trigger(NamedTuple):
     """What a trigger word asks of one scanner: run it outright, or if the folded text contains one of
-    the anchor phrases starting with the word (one regex for them all), or if a case-sensitive anchor
-    (with its phrase, if any) is in the text."""
+    the anchor phrases starting with the word, or if a case-sensitive anchor (with its phrase, if any)
+    is in the text.
+
+    The phrases are one regex, searched in the text's words before they are joined with single spaces
+    (``verify`` allows a run of spaces between words, so it matches there exactly where the phrase is
+    in the joined text), with the trigger word as its literal prefix so the regex engine skips to it."""
 
     scanner: int
     unconditional: bool
@@ -286,11 +288,22 @@ def _plan_of(entries: list[tuple[bytes | None, str | None, int]]) -> tuple[_Trig
             _Trigger(
                 i,
                 any(v is None and c is None for v, c in conditions),
-                re.compile(b"|".join(re.escape(v) for v in phrases)) if phrases else None,
+                _phrases_pattern(phrases) if phrases else None,
                 tuple((v, c) for v, c in conditions if c is not None),
             )
         )
     return tuple(plan)
+
+
+def _phrases_pattern(phrases: list[bytes]) -> re.Pattern[bytes]:
+    """A regex for any of ``phrases`` (words separated by single spaces) in text whose words are
+    separated by runs of spaces; a first word they all share is taken out as the literal prefix."""
+    split = [p.split(b" ") for p in dict.fromkeys(phrases)]
+    first = split[0][0]
+    if all(len(words) > 1 and words[0] == first for words in split):
+        rests = b"|".join(b" +".join(re.escape(w) for w in words[1:]) for words in split)
+        return re.compile(re.escape(first) + b" +(?:" + rests + b")")
+    return re.compile(b"|".join(b" +".join(re.escape(w) for w in words) for words in split))
 
 
 @lru_cache(maxsize=8)
