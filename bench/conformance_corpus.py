@@ -76,8 +76,10 @@ def example_instances() -> Iterator[dict[str, Any]]:
         }
 
 
-def converted_instances() -> Iterator[dict[str, Any]]:
-    with tempfile.TemporaryDirectory(prefix="conformance-") as tmp:
+def converted_example_resources() -> Iterator[tuple[str, dict[str, Any]]]:
+    """(layout, resource) for every resource the CLI converts from the three example exports
+    (validation off, so non-conforming output is kept); bench/validate.py uses it too."""
+    with tempfile.TemporaryDirectory(prefix="converted-examples-") as tmp:
         for layout, export in LAYOUTS:
             out = Path(tmp) / layout
             subprocess.run(
@@ -103,13 +105,17 @@ def converted_instances() -> Iterator[dict[str, Any]]:
                 raise SystemExit(f"the converter wrote no bundle for {layout}")
             for bundle in bundles:
                 for entry in json.loads(bundle.read_text())["entry"]:
-                    resource = entry["resource"]
-                    yield {
-                        "label": f"converted:{layout}:{resource['resourceType']}",
-                        "source": "converted",
-                        "profile": None,
-                        "resource": resource,
-                    }
+                    yield layout, entry["resource"]
+
+
+def converted_instances() -> Iterator[dict[str, Any]]:
+    for layout, resource in converted_example_resources():
+        yield {
+            "label": f"converted:{layout}:{resource['resourceType']}",
+            "source": "converted",
+            "profile": None,
+            "resource": resource,
+        }
 
 
 # -- mutations ------------------------------------------------------------------------------------

@@ -28,7 +28,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -36,37 +35,14 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-LAYOUTS = (("epaccs", "register.csv"), ("respect", "respect-forms.xml"), ("acp-app", "plans.ndjson"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from conformance_corpus import converted_example_resources  # noqa: E402
 
 
 def converted_consents() -> list[dict[str, Any]]:
     """The Consents the converter makes from the three example layouts (validation off)."""
-    consents = []
-    with tempfile.TemporaryDirectory(prefix="bench-validate-") as tmp:
-        for layout, export in LAYOUTS:
-            out = Path(tmp) / layout
-            subprocess.run(
-                [
-                    sys.executable,
-                    str(REPO / "cli.py"),
-                    "convert",
-                    str(REPO / "examples" / layout / export),
-                    "--mapping",
-                    str(REPO / "examples" / layout / "mapping.yaml"),
-                    "--out",
-                    str(out),
-                    "--no-validate",
-                    "--overwrite",
-                    "--quiet",
-                ],
-                check=False,
-                capture_output=True,
-                cwd=REPO,
-            )
-            for bundle in sorted(out.glob("bundle-*.json")):
-                for entry in json.loads(bundle.read_text())["entry"]:
-                    if entry["resource"]["resourceType"] == "Consent":
-                        consents.append(entry["resource"])
+    consents = [r for _, r in converted_example_resources() if r["resourceType"] == "Consent"]
     if not consents:
         raise SystemExit("the converter produced no Consent")
     return consents
