@@ -30,7 +30,7 @@ import os
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -40,6 +40,7 @@ from fhir_dnacpr.fhir.seen import WrittenSet
 from fhir_dnacpr.issues import Issue, Severity
 
 Resource = dict[str, Any]
+T = TypeVar("T")
 Serialised = tuple[str, str, bytes]
 """One resource ready to write: (``Type/id``, resource type, compact JSON bytes)."""
 
@@ -62,16 +63,23 @@ def _conflict(ref: str, origin: str, message: str) -> Issue:
 
 def merge_record(origin: str, resources: list[Resource]) -> tuple[dict[str, Resource], list[Issue]]:
     """One record's resources keyed by ``Type/id``; a conflicting repeat replaces the first (issue)."""
-    merged: dict[str, Resource] = {}
+    return _merge_versions(origin, [(_ref(r), r, r) for r in resources])
+
+
+def _merge_versions(origin: str, versions: list[tuple[str, Any, T]]) -> tuple[dict[str, T], list[Issue]]:
+    """(ref, content, value) triples → one value per ref, the later winning (first position kept);
+    a repeat whose content differs is reported. Content is the dict or its JSON bytes."""
+    merged: dict[str, T] = {}
+    content: dict[str, Any] = {}
     issues: list[Issue] = []
-    for resource in resources:
-        ref = _ref(resource)
-        known = merged.get(ref)
-        if known is not None and known != resource:
+    for ref, version, value in versions:
+        known = content.get(ref)
+        if known is not None and known != version:
             issues.append(
                 _conflict(ref, origin, "the record holds two versions of it; the later one is written")
             )
-        merged[ref] = resource
+        content[ref] = version
+        merged[ref] = value
     return merged, issues
 
 
@@ -136,7 +144,7 @@ class Writer:
 
     def write_serialised(self, origin: str, items: list[Serialised]) -> list[Issue]:
         """``write`` for resources already serialised (see ``serialise``)."""
-        return self.write(origin, [orjson.loads(data) for _, _, data in items])
+        raise NotImplementedError
 
     def _finish(self) -> None:
         raise NotImplementedError
@@ -176,9 +184,23 @@ class BundleWriter(Writer):
         self._origin_pairs: list[tuple[str, str]] = []
         self._written = WrittenSet()
         self._previous_file: dict[str, str] = {}
+        self._digests: dict[str, int] = {}
+        """Digest of each pending entry's compact JSON, for the check against earlier bundles."""
 
     def write(self, origin: str, resources: list[Resource]) -> list[Issue]:
         merged, issues = merge_record(origin, resources)
+        digests = {ref: hash(orjson.dumps(resource)) for ref, resource in merged.items()}
+        return issues + self._add(origin, merged, digests)
+
+    def write_serialised(self, origin: str, items: list[Serialised]) -> list[Issue]:
+        """Parses each resource once for the bundle; its bytes give the digest without re-serialising."""
+        merged_items, issues = _merge_versions(origin, [(item[0], item[2], item) for item in items])
+        merged = {ref: orjson.loads(data) for ref, (_, _, data) in merged_items.items()}
+        digests = {ref: hash(data) for ref, (_, _, data) in merged_items.items()}
+        return issues + self._add(origin, merged, digests)
+
+    def _add(self, origin: str, merged: dict[str, Resource], digests: dict[str, int]) -> list[Issue]:
+        issues: list[Issue] = []
         new = sum(1 for ref in merged if ref not in self._entries)
         if self._entries and len(self._entries) + new + 1 > self.chunk_size:
             issues += self._flush()
@@ -195,6 +217,7 @@ class BundleWriter(Writer):
                     )
                 )
             entries[ref] = resource  # a dict keeps the first position, takes the later content
+            self._digests[ref] = digests[ref]
             self._entry_origin[ref] = origin
             self._origin_pairs.append((ref, origin))
         return issues
@@ -238,6 +261,7 @@ class BundleWriter(Writer):
         ]
         self._origins.write(b"".join(lines))
         self._entries = {}
+        self._digests = {}
         self._entry_origin = {}
         self._origin_pairs = []
         return issues
@@ -245,7 +269,7 @@ class BundleWriter(Writer):
     def _conflicts_with_earlier_bundles(self) -> list[Issue]:
         """A shared resource (a clinician, a relative) sent again with different content: each bundle
         PUTs its version and the server keeps the last, so say so — it is not silent data loss."""
-        digests = {ref: hash(orjson.dumps(r)) for ref, r in self._entries.items()}
+        digests = self._digests
         earlier = self._written.settle(digests, keep="last")
         name = f"bundle-{self.chunk_no:05d}{self.suffix}"
         issues = [
@@ -259,7 +283,7 @@ class BundleWriter(Writer):
             if digest != digests[ref]
         ]
         for ref in digests:
-            if ref in earlier or len(self._previous_file) < 65536:  # names only: bounded memory
+            if ref in self._previous_file or len(self._previous_file) < 65536:  # bounded memory
                 self._previous_file[ref] = name
         return issues
 
@@ -392,15 +416,7 @@ class NdjsonWriter(Writer):
 
 def _merge_serialised(origin: str, items: list[Serialised]) -> tuple[list[Serialised], list[Issue]]:
     """``merge_record`` for serialised resources: one per ``Type/id``, the later version winning."""
-    merged: dict[str, Serialised] = {}
-    issues: list[Issue] = []
-    for item in items:
-        known = merged.get(item[0])
-        if known is not None and known[2] != item[2]:
-            issues.append(
-                _conflict(item[0], origin, "the record holds two versions of it; the later one is written")
-            )
-        merged[item[0]] = item
+    merged, issues = _merge_versions(origin, [(item[0], item[2], item) for item in items])
     return list(merged.values()), issues
 
 

@@ -329,10 +329,9 @@ class _Run:
                             continue
                     summary.warnings += len(writer.write_serialised(origin, items))
                     summary.records_converted += 1
-            writer.close()
-            summary.warnings += len(writer.closing_issues)
         finally:
             summary.resources_out.update(writer.close())
+            summary.warnings += len(writer.closing_issues)
 
 
 def convert(options: ConvertOptions) -> RunSummary:
