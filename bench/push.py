@@ -6,8 +6,8 @@ bundle size and pushes them with ``Pusher`` in transaction mode at bundle sizes 
 baseline is what a naive client does: one ``PUT Type/id`` per resource over a new connection each
 time, sequentially, measured on ``--naive-sample`` resources. The measurements are *paired and
 round-robin*: each size's push runs in ``--segments`` parts, the sizes take turns, and a slice of the
-naive sample runs just before each part, since the machine is shared and the server slows down as its
-database grows. The speed-up is the best bundle size's rate over the naive rate measured alongside
+naive sample runs just before each part, since the machine is shared and the database grows as the run
+goes on. The speed-up is the best bundle size's rate over the naive rate measured alongside
 it. Prints resources/s per bundle size, then ``push_best_resources_per_s`` and
 ``push_speedup_vs_naive`` (target ≥ 10).
 
@@ -160,11 +160,10 @@ def main() -> None:
             Pusher(client, concurrency=args.concurrency).push_plan(
                 plan(ids, "warm", 0, args.warmup, 100), Path(out)
             )
-        # Paired, round-robin measurement: the machine is shared and the server slows down as its
-        # database grows (HAPI's id look-up for a transaction is an OR of (type, id) pairs, which H2
-        # answers by scanning the table), so every bundle size's push is cut into segments, the sizes
-        # take turns, and a slice of the naive sample runs just before each segment: all of them meet
-        # the same load and the same database sizes.
+        # Paired, round-robin measurement: the machine is shared and the database grows as the run
+        # goes on, so every bundle size's push is cut into segments, the sizes take turns, and a slice
+        # of the naive sample runs just before each segment: all of them meet the same load and the
+        # same database sizes.
         segments = max(1, args.segments)
         per_segment = max(2, args.n // segments) // 2 * 2
         naive_per_segment = max(2, args.naive_sample // (len(sizes) * segments)) // 2 * 2

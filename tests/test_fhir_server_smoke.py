@@ -158,6 +158,39 @@ def test_transaction_of_puts_is_atomic_and_resolves_references(
     assert http.get(f"{fhir_base_url}/Consent/{broken_id}").status_code in (404, 410)
 
 
+def test_transaction_id_lookup_pairs_type_with_id(http: requests.Session, fhir_base_url: str) -> None:
+    """The server resolves a transaction's (type, id) pairs as pairs, not as two independent lists.
+
+    The test server rewrites HAPI's OR-of-pairs look-up into an indexable row-value IN for H2
+    (tests/fhir-server IdLookupQueryRewriter); an id that exists under one type only, or a type
+    whose other ids exist, must still be a create, and every existing pair an update.
+    """
+    shared_id, consent_only, basic_only = new_id(), new_id(), new_id()
+    existing = [("Consent", shared_id), ("Consent", consent_only), ("Basic", basic_only)]
+
+    def body(resource_type: str, resource_id: str) -> dict:
+        if resource_type == "Consent":
+            return consent(resource_id)
+        return {"resourceType": "Basic", "id": resource_id, "code": {"text": "id look-up smoke test"}}
+
+    def transaction(pairs: list[tuple[str, str]]) -> list[str]:
+        entries = [
+            {"resource": body(t, i), "request": {"method": "PUT", "url": f"{t}/{i}"}} for t, i in pairs
+        ]
+        bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+        response = http.post(fhir_base_url, data=json.dumps(bundle), timeout=60)
+        assert response.status_code == 200, response.text
+        return [e["response"]["status"].split()[0] for e in response.json()["entry"]]
+
+    assert transaction(existing) == ["201", "201", "201"]
+    # Same ids under the other type are new; the original pairs are unchanged no-op updates.
+    crossed = [("Basic", shared_id), ("Basic", consent_only), ("Consent", basic_only)]
+    assert transaction(existing + crossed) == ["200", "200", "200", "201", "201", "201"]
+    for resource_type, resource_id in existing + crossed:
+        history = http.get(f"{fhir_base_url}/{resource_type}/{resource_id}/_history", timeout=30).json()
+        assert history["total"] == 1, (resource_type, resource_id)
+
+
 def test_conditional_create_with_if_none_exist(
     http: requests.Session, fhir_base_url: str, id_system: str
 ) -> None:

@@ -138,6 +138,8 @@ public class JpaServerConfig {
 		jpa.put("hibernate.archive.scanner", "org.hibernate.boot.archive.scan.internal.DisabledScanner");
 		// No Hibernate Search (Lucene/Elasticsearch): plain SQL search is all the tests need.
 		jpa.put("hibernate.search.enabled", "false");
+		// H2 scans the table for HAPI's OR-of-pairs id look-up; the inspector hands it an indexable form.
+		jpa.put("hibernate.session_factory.statement_inspector", IdLookupQueryRewriter.class.getName());
 		factory.setJpaProperties(jpa);
 		return factory;
 	}
