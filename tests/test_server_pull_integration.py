@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import csv
+import itertools
 import json
+import random
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -150,33 +154,57 @@ def test_bulk_export_resumes_a_saved_job(client: FhirClient, tmp_path: Path) -> 
 def test_pull_reverse_maps_into_the_spec_layout_and_converts_again(
     client: FhirClient, tmp_path: Path, repo_root: Path
 ) -> None:
-    """convert (example export) → push → pull --format csv → convert again: same resources come out."""
+    """convert (example export) → push → pull --format csv → convert again: same resources come out.
+
+    The example's first record is given an NHS number and an id key of its own, so a long-lived
+    server holding other runs' copies of the examples cannot add to what the pull finds.
+    """
     from fhir_dnacpr.fhir.ids import IdFactory
     from fhir_dnacpr.mapping import load_spec
     from fhir_dnacpr.pipeline import ConvertOptions, convert
     from fhir_dnacpr.server.reverse import reverse_map
 
     spec = load_spec(repo_root / "examples" / "epaccs" / "mapping.yaml")
-    ids = IdFactory.from_env()
+    ids = IdFactory(f"pull-reverse-{uuid.uuid4().hex}".encode())
+    nhs = unused_nhs_number()
+    export = tmp_path / "register.csv"
+    with (repo_root / "examples" / "epaccs" / "register.csv").open(newline="", encoding="cp1252") as source:
+        header, first_record = itertools.islice(csv.reader(source), 2)
+    first_record[header.index("nhs_no")] = nhs
+    with export.open("w", newline="", encoding="cp1252") as target:
+        csv.writer(target).writerows([header, first_record])
     first = tmp_path / "first"
-    convert(ConvertOptions(repo_root / "examples" / "epaccs" / "register.csv", spec, first, ids))
+    convert(ConvertOptions(export, spec, first, ids))
     assert Pusher(client).push_directory(first).failed == 0
     consents = ndjson_resources(first, "Consent")
-    nhs = next(
-        i["value"]
-        for p in ndjson_resources(first, "Patient")
-        for i in p["identifier"]
-        if i["system"] == "https://fhir.nhs.uk/Id/nhs-number"
-    )
     pulled = tmp_path / "pulled"
-    Puller(client).pull(PullQuery(patient=nhs), pulled)
-    summary = reverse_map(pulled, spec, "csv")
-    assert summary.records == 1 and summary.rejected == 0 and summary.parse_errors == 0
-    again = tmp_path / "again"
-    result = convert(ConvertOptions(pulled / "records.csv", spec, again, ids))
-    assert result.records_rejected == 0 and result.records_converted == 1
-    (consent,) = ndjson_resources(again, "Consent")
-    assert consent["id"] in {c["id"] for c in consents}, "the same decision comes back under the same id"
+    try:
+        Puller(client).pull(PullQuery(patient=nhs), pulled)
+        summary = reverse_map(pulled, spec, "csv")
+        assert summary.records == 1 and summary.rejected == 0 and summary.parse_errors == 0
+        again = tmp_path / "again"
+        result = convert(ConvertOptions(pulled / "records.csv", spec, again, ids))
+        assert result.records_rejected == 0 and result.records_converted == 1
+        (consent,) = ndjson_resources(again, "Consent")
+        assert consent["id"] in {c["id"] for c in consents}, "the same decision comes back under the same id"
+    finally:
+        sent = [r for t in ("Consent", "CarePlan", "Patient") for r in ndjson_resources(first, t)]
+        delete = {"resourceType": "Bundle", "type": "batch", "entry": []}
+        delete["entry"] = [
+            {"request": {"method": "DELETE", "url": f"{r['resourceType']}/{r['id']}"}} for r in sent
+        ]
+        client.request("POST", client.base_url, data=json.dumps(delete).encode())
+
+
+def unused_nhs_number() -> str:
+    """A random valid 999-range NHS number (Modulus 11), so this run's patient is the only one."""
+    from fhir_dnacpr.terminology.identifiers import nhs_number_check_digit
+
+    while True:
+        stem = f"999{random.randrange(10**6):06d}"
+        digit = nhs_number_check_digit(stem)
+        if digit is not None:
+            return f"{stem}{digit}"
 
 
 def ndjson_resources(directory: Path, resource_type: str) -> list[dict]:
