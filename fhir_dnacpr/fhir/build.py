@@ -4,6 +4,10 @@ This runs on the hot path (≥10,000 records/s on one core), so it is plain dict
 models, no deep copies, no validation. Keys are inserted in the specification's element order so the
 JSON reads like the spec's examples, and the output is a pure function of the record and the id key
 (byte-identical on re-runs). Empty strings count as absent: FHIR forbids them.
+
+Fragments that never vary (fixed codings, ``meta.profile`` lists, coded extensions) are built once
+at import and shared by every resource, so built resources are read-only: code that changes one in
+place (supersession marking changes ``status`` and ``meta.tag``) only touches parts made per record.
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ from fhir_dnacpr.model import (
     CprDecisionValue,
     FormType,
     Organisation,
-    PartyRole,
     Person,
     Professional,
     RecordStatus,
@@ -58,13 +61,88 @@ CAREPLAN_STATUS = {
 MISSING: Any = object()
 _URL = re.compile(r"(?:https?|ftp|file)://\S+\Z")
 
+# --- shared read-only fragments (see the module docstring) ----------------------------------------
+_CONCEPT_SCOPE_ADR = {"coding": [codes.SCOPE_ADR.coding()]}
+_CATEGORY_DNR = [{"coding": [codes.CATEGORY_DNR.coding()]}]
+_CATEGORY_DNR_RESPECT = [
+    {"coding": [codes.CATEGORY_DNR.coding()]},
+    {"coding": [codes.CATEGORY_RESPECT_FORM.coding()]},
+]
+_POLICY = [{"uri": c.POLICY_RCUK_DNACPR}]
+_CPR_PROCEDURE = [{"coding": [codes.CPR_PROCEDURE.coding()]}]
+_FINDING = {
+    True: {
+        "url": c.EXT_CPR_DECISION_FINDING,
+        "valueCodeableConcept": {"coding": [codes.NOT_FOR_CPR.coding()]},
+    },
+    False: {"url": c.EXT_CPR_DECISION_FINDING, "valueCodeableConcept": {"coding": [codes.FOR_CPR.coding()]}},
+}
+_REVIEW_INDEFINITE = {"url": "indefinite", "valueBoolean": True}
+_ACP_CATEGORY = [{"coding": [codes.ACP_CATEGORY.coding()]}]
+_CONDITION_CLINICAL = {"coding": [CLINICAL_ACTIVE.coding()]}
+_CONDITION_CATEGORY = [{"coding": [PROBLEM_LIST_ITEM.coding()]}]
+_HPOWATT_CODING = [codes.HPOWATT.coding()]
+_PROFILES_PATIENT = [c.PROFILE_UKCORE_PATIENT, c.PROFILE_DNACPR_PATIENT]
+_PROFILES_ORGANIZATION = [c.PROFILE_UKCORE_ORGANIZATION, c.PROFILE_DNACPR_ORGANIZATION]
+_PROFILES_PRACTITIONER = [c.PROFILE_UKCORE_PRACTITIONER, c.PROFILE_DNACPR_PRACTITIONER]
+_PROFILES_RELATEDPERSON = [c.PROFILE_UKCORE_RELATEDPERSON]
+_PROFILES_DOCUMENTREFERENCE = [c.PROFILE_UKCORE_DOCUMENTREFERENCE]
+_PROFILES_CONDITION = [PROFILE_UKCORE_CONDITION]
+_PROFILES_CONSENT = [c.PROFILE_DNACPR_CONSENT]
+_PROFILES_CAREPLAN = [c.PROFILE_ACP_CAREPLAN]
+_CODED_EXTENSIONS: dict[tuple[str, str, str], dict] = {}
+
+
+def _coded_extension(url: str, system: str, code: str, as_concept: bool) -> dict:
+    """``{url, valueCoding|valueCodeableConcept}`` for a code from a small fixed set, built once."""
+    key = (url, system, code)
+    found = _CODED_EXTENSIONS.get(key)
+    if found is None:
+        coding = {"system": system, "code": code}
+        value = {"valueCodeableConcept": {"coding": [coding]}} if as_concept else {"valueCoding": coding}
+        found = {"url": url, **value}
+        if len(_CODED_EXTENSIONS) < 256:  # the code sets are small; anything else is not kept
+            _CODED_EXTENSIONS[key] = found
+    return found
+
+
+_TEXT_CACHE_SIZE = 8192
+_date_texts: dict[Any, str] = {}
+
 
 def fhir_datetime(value: date | datetime) -> str:
-    """A model date or datetime as FHIR ``date``/``dateTime``/``instant`` text, precision kept."""
+    """A model date or datetime as FHIR ``date``/``dateTime``/``instant`` text, precision kept.
+
+    Cached (bounded): the same decision dates and update times recur across records, and an aware
+    ``isoformat`` costs microseconds. Aware datetimes compare equal across zones and folds, so they
+    are keyed with their zone and fold.
+    """
+    kind = value.__class__
+    key: Any = value if kind is date else (value, value.tzinfo, value.fold) if kind is datetime else None
+    if key is not None:
+        found = _date_texts.get(key)
+        if found is not None:
+            return found
     if isinstance(value, datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=LOCAL_TIMEZONE)
-        return value.isoformat()
+        text = value.isoformat()
+    else:
+        text = value.isoformat()
+    if key is not None:
+        if len(_date_texts) >= _TEXT_CACHE_SIZE:
+            _date_texts.clear()
+        _date_texts[key] = text
+    return text
+
+
+def _date_text(value: date) -> str:
+    """A model ``date`` as FHIR ``date`` text (``isoformat``, cached like ``fhir_datetime``)."""
+    if value.__class__ is date:
+        found = _date_texts.get(value)
+        if found is not None:
+            return found
+        return fhir_datetime(value)
     return value.isoformat()
 
 
@@ -110,6 +188,14 @@ def _meta(profile: str, source: SourceRef | None = None, status: RecordStatus | 
     return meta
 
 
+def _item_meta(profiles: list[str], source: SourceRef, status: RecordStatus) -> dict:
+    """``meta`` of a Consent or CarePlan: made per record, as supersession marking changes its tag."""
+    tag = [{"system": c.CS_RECORD_STATUS, "code": str(status)}]
+    if source.last_updated is not None:
+        return {"lastUpdated": fhir_datetime(source.last_updated), "profile": profiles, "tag": tag}
+    return {"profile": profiles, "tag": tag}
+
+
 class SharedParties:
     """Built Organization and Practitioner resources of one run, by the canonical value they came from.
 
@@ -117,19 +203,27 @@ class SharedParties:
     (bounded: the table is cleared when full) saves the dict building and the keyed hash. The cached
     dicts are shared between records, so callers passing a cache must not mutate what they get back
     (the convert pipeline serialises them straight away). Tied to one ``IdFactory``.
+
+    The mapper hands out one object for repeated cells, so a lookup by identity comes first: it
+    skips hashing the (nested) dataclass. The identity table holds the object itself, so an id is
+    never reused while its entry lives.
     """
 
-    __slots__ = ("ids", "resources")
+    __slots__ = ("by_identity", "ids", "resources")
     MAX_ENTRIES = 4096
 
     def __init__(self, ids: IdFactory) -> None:
         self.ids = ids
         self.resources: dict[Organisation | Professional, Resource | None] = {}
+        self.by_identity: dict[int, tuple[Any, Resource | None, str]] = {}
 
     def remember(self, party: Organisation | Professional, resource: Resource | None) -> None:
-        if len(self.resources) >= self.MAX_ENTRIES:
+        if len(self.resources) >= self.MAX_ENTRIES or len(self.by_identity) >= self.MAX_ENTRIES:
             self.resources.clear()
+            self.by_identity.clear()
         self.resources[party] = resource
+        ref = f"{resource['resourceType']}/{resource['id']}" if resource is not None else ""
+        self.by_identity[id(party)] = (party, resource, ref)
 
 
 class _Builder:
@@ -139,7 +233,7 @@ class _Builder:
     both kept, in order, so the writers can report them and let the later one win.
     """
 
-    __slots__ = ("ids", "out", "seen", "shared")
+    __slots__ = ("ids", "last_patient", "out", "seen", "shared")
 
     def __init__(self, ids: IdFactory, shared: SharedParties | None = None) -> None:
         if shared is not None and shared.ids is not ids:
@@ -148,25 +242,31 @@ class _Builder:
         self.out: list[Resource] = []
         self.seen: dict[str, Resource] = {}
         self.shared = shared
+        self.last_patient: tuple[Person, dict] | None = None
 
-    def add(self, resource: Resource) -> dict:
-        ref = f"{resource['resourceType']}/{resource['id']}"
+    def add(self, resource: Resource, ref: str | None = None) -> dict:
+        if ref is None:
+            ref = f"{resource['resourceType']}/{resource['id']}"
         known = self.seen.get(ref)
         if known is None:
             self.seen[ref] = resource
             self.out.append(resource)
-        elif known != resource:
+        elif known is not resource and known != resource:
             self.out.append(resource)
         return {"reference": ref}
 
     # --- parties -------------------------------------------------------------------------------
 
     def patient(self, person: Person) -> dict:
+        last = self.last_patient
+        if last is not None and last[0] is person:
+            return last[1]  # the decision's and the plan's person: built (and added) once
+        nhs_number = person.nhs_number
         patient: Resource = {
             "resourceType": "Patient",
-            "id": self.ids.id_for("Patient", person.nhs_number),
-            "meta": {"profile": [c.PROFILE_UKCORE_PATIENT, c.PROFILE_DNACPR_PATIENT]},
-            "identifier": [{"system": c.NHS_NUMBER, "value": person.nhs_number}],
+            "id": self.ids.id_for("Patient", nhs_number),
+            "meta": {"profile": _PROFILES_PATIENT},
+            "identifier": [{"system": c.NHS_NUMBER, "value": nhs_number}],
         }
         name = _human_name(person.family_name, person.given_names)
         if name:
@@ -174,28 +274,34 @@ class _Builder:
         if person.gender:
             patient["gender"] = str(person.gender)
         if person.birth_date:
-            patient["birthDate"] = person.birth_date.isoformat()
+            patient["birthDate"] = _date_text(person.birth_date)
+        postcode = person.postcode
         lines = [line for line in person.address_lines if line]
-        if lines or person.postcode:
+        if lines or postcode:
             address: dict[str, Any] = {}
             if lines:
                 address["line"] = lines
-            if person.postcode:
-                address["postalCode"] = person.postcode
+            if postcode:
+                address["postalCode"] = postcode
             patient["address"] = [address]
         if person.gp_practice:
             gp = self.organization(person.gp_practice)
             if gp:
                 patient["generalPractitioner"] = [gp]
-        return self.add(patient)
+        ref = self.add(patient)
+        self.last_patient = (person, ref)
+        return ref
 
     def organization(self, org: Organisation) -> dict | None:
         shared = self.shared
         if shared is not None:
+            hit = shared.by_identity.get(id(org))
+            if hit is not None and hit[0] is org:
+                return self.add(hit[1], hit[2]) if hit[1] is not None else None
             resource = shared.resources.get(org, MISSING)
             if resource is MISSING:
                 resource = self._organization(org)
-                shared.remember(org, resource)
+            shared.remember(org, resource)
         else:
             resource = self._organization(org)
         return self.add(resource) if resource is not None else None
@@ -210,7 +316,7 @@ class _Builder:
         resource: Resource = {
             "resourceType": "Organization",
             "id": org_id,
-            "meta": {"profile": [c.PROFILE_UKCORE_ORGANIZATION, c.PROFILE_DNACPR_ORGANIZATION]},
+            "meta": {"profile": _PROFILES_ORGANIZATION},
         }
         if org.ods_code:
             resource["identifier"] = [{"system": c.ODS_ORGANIZATION, "value": org.ods_code}]
@@ -222,11 +328,14 @@ class _Builder:
         shared = self.shared
         if shared is None:
             return self.add(self._practitioner(pro))
+        hit = shared.by_identity.get(id(pro))
+        if hit is not None and hit[0] is pro:
+            return self.add(hit[1], hit[2])  # type: ignore[arg-type]
         resource = shared.resources.get(pro)
         if resource is None:
             resource = self._practitioner(pro)
-            shared.remember(pro, resource)
-        return self.add(resource)
+        shared.remember(pro, resource)
+        return self.add(resource)  # type: ignore[arg-type]
 
     def _practitioner(self, pro: Professional) -> Resource:
         body = str(pro.registration_body) if pro.registration_body else None
@@ -239,7 +348,7 @@ class _Builder:
         resource: Resource = {
             "resourceType": "Practitioner",
             "id": pid,
-            "meta": {"profile": [c.PROFILE_UKCORE_PRACTITIONER, c.PROFILE_DNACPR_PRACTITIONER]},
+            "meta": {"profile": _PROFILES_PRACTITIONER},
         }
         if pro.registration_number:
             identifier = {"value": pro.registration_number}
@@ -255,34 +364,32 @@ class _Builder:
         return resource
 
     def related_person(self, party: RelatedParty, person: Person, patient_ref: dict) -> dict:
-        role = str(party.role) if party.role else str(PartyRole.OTHER)
+        role = str(party.role) if party.role else "other"
         resource: Resource = {
             "resourceType": "RelatedPerson",
             "id": self.ids.id_for("RelatedPerson", person.nhs_number, role, party.name),
-            "meta": {"profile": [c.PROFILE_UKCORE_RELATEDPERSON]},
-            "extension": [
-                {
-                    "url": c.EXT_RELATED_PARTY_ROLE,
-                    "valueCoding": {"system": c.CS_RELATED_PARTY_ROLE, "code": role},
-                }
-            ],
+            "meta": {"profile": _PROFILES_RELATEDPERSON},
+            "extension": [_coded_extension(c.EXT_RELATED_PARTY_ROLE, c.CS_RELATED_PARTY_ROLE, role, False)],
             "patient": patient_ref,
         }
-        relationship: dict[str, Any] = {}
-        if role == PartyRole.LPA_HEALTH_WELFARE:
-            relationship["coding"] = [codes.HPOWATT.coding()]
-        if party.relationship:
-            relationship["text"] = party.relationship
-        if relationship:
-            resource["relationship"] = [relationship]
+        if role == "lpa-health-welfare":
+            if party.relationship:
+                resource["relationship"] = [{"coding": _HPOWATT_CODING, "text": party.relationship}]
+            else:
+                resource["relationship"] = [{"coding": _HPOWATT_CODING}]
+        elif party.relationship:
+            resource["relationship"] = [{"text": party.relationship}]
         if party.name:
             resource["name"] = [{"text": party.name}]
-        telecom = []
-        if party.phone:
-            telecom.append({"system": "phone", "value": party.phone})
-        if party.email:
-            telecom.append({"system": "email", "value": party.email})
-        if telecom:
+        phone = party.phone
+        email = party.email
+        if phone or email:
+            if phone and email:
+                telecom = [{"system": "phone", "value": phone}, {"system": "email", "value": email}]
+            elif phone:
+                telecom = [{"system": "phone", "value": phone}]
+            else:
+                telecom = [{"system": "email", "value": email}]
             resource["telecom"] = telecom
         return self.add(resource)
 
@@ -292,7 +399,7 @@ class _Builder:
             {
                 "resourceType": "DocumentReference",
                 "id": self.ids.id_for("DocumentReference", source.system, source.record_id, location),
-                "meta": {"profile": [c.PROFILE_UKCORE_DOCUMENTREFERENCE]},
+                "meta": {"profile": _PROFILES_DOCUMENTREFERENCE},
                 "status": "current",
                 "subject": patient_ref,
                 "content": [{"attachment": attachment}],
@@ -310,9 +417,9 @@ class _Builder:
                 "id": self.ids.id_for(
                     "Condition", source.system, source.record_id, coded.system, coded.code, key_text
                 ),
-                "meta": {"profile": [PROFILE_UKCORE_CONDITION]},
-                "clinicalStatus": {"coding": [CLINICAL_ACTIVE.coding()]},
-                "category": [{"coding": [PROBLEM_LIST_ITEM.coding()]}],
+                "meta": {"profile": _PROFILES_CONDITION},
+                "clinicalStatus": _CONDITION_CLINICAL,
+                "category": _CONDITION_CATEGORY,
                 "code": concept,
                 "subject": patient_ref,
             }
@@ -324,60 +431,48 @@ class _Builder:
         source = d.source
         patient_ref = self.patient(d.patient)
         not_for_cpr = d.decision == CprDecisionValue.NOT_FOR_CPR
-        finding = codes.NOT_FOR_CPR if not_for_cpr else codes.FOR_CPR
-        extension: list[dict] = [
-            {"url": c.EXT_CPR_DECISION_FINDING, "valueCodeableConcept": {"coding": [finding.coding()]}}
-        ]
-        if d.review_date or d.review_indefinite:
-            review = []
-            if d.review_date:
-                review.append({"url": "date", "valueDate": d.review_date.isoformat()})
+        extension: list[dict] = [_FINDING[not_for_cpr]]
+        if d.review_date:
+            review = [{"url": "date", "valueDate": _date_text(d.review_date)}]
             if d.review_indefinite:
-                review.append({"url": "indefinite", "valueBoolean": True})
+                review.append(_REVIEW_INDEFINITE)
             extension.append({"url": c.EXT_REVIEW_DATE, "extension": review})
+        elif d.review_indefinite:
+            extension.append({"url": c.EXT_REVIEW_DATE, "extension": [_REVIEW_INDEFINITE]})
         if d.rationale:
             extension.append({"url": c.EXT_CLINICAL_RATIONALE, "valueString": d.rationale})
         if d.capacity:
             extension.append(
-                {
-                    "url": c.EXT_MENTAL_CAPACITY,
-                    "valueCodeableConcept": {
-                        "coding": [{"system": c.CS_MENTAL_CAPACITY, "code": str(d.capacity)}]
-                    },
-                }
+                _coded_extension(c.EXT_MENTAL_CAPACITY, c.CS_MENTAL_CAPACITY, str(d.capacity), True)
             )
         if d.reason_not_discussed:
             extension.append({"url": c.EXT_REASON_NOT_DISCUSSED, "valueString": d.reason_not_discussed})
-        if d.senior_endorsement:
-            endorsement = [{"url": "endorser", "valueReference": self.practitioner(d.senior_endorsement.by)}]
-            if d.senior_endorsement.at:
-                endorsement.append(
-                    {"url": "dateTime", "valueDateTime": fhir_datetime(d.senior_endorsement.at)}
-                )
-            extension.append({"url": c.EXT_SENIOR_ENDORSEMENT, "extension": endorsement})
+        endorsement = d.senior_endorsement
+        if endorsement:
+            parts = [{"url": "endorser", "valueReference": self.practitioner(endorsement.by)}]
+            if endorsement.at:
+                parts.append({"url": "dateTime", "valueDateTime": fhir_datetime(endorsement.at)})
+            extension.append({"url": c.EXT_SENIOR_ENDORSEMENT, "extension": parts})
         if d.decision_maker_is_senior is not None:
             extension.append(
                 {"url": c.EXT_DECISION_MAKER_IS_SENIOR, "valueBoolean": d.decision_maker_is_senior}
             )
         if d.form_type:
-            extension.append(
-                {"url": c.EXT_FORM_TYPE, "valueCoding": {"system": c.CS_FORM_TYPE, "code": str(d.form_type)}}
-            )
+            extension.append(_coded_extension(c.EXT_FORM_TYPE, c.CS_FORM_TYPE, str(d.form_type), False))
 
+        system = source.system
+        record_id = source.record_id
         consent: Resource = {
             "resourceType": "Consent",
-            "id": self.ids.id_for("Consent", source.system, source.record_id),
-            "meta": _meta(c.PROFILE_DNACPR_CONSENT, source, d.status),
+            "id": self.ids.id_for("Consent", system, record_id),
+            "meta": _item_meta(_PROFILES_CONSENT, source, d.status),
             "extension": extension,
-            "identifier": [{"system": source.system, "value": source.record_id}],
+            "identifier": [{"system": system, "value": record_id}],
             "status": CONSENT_STATUS[d.status],
-            "scope": {"coding": [codes.SCOPE_ADR.coding()]},
+            "scope": _CONCEPT_SCOPE_ADR,
+            "category": _CATEGORY_DNR_RESPECT if d.form_type == FormType.RESPECT else _CATEGORY_DNR,
+            "patient": patient_ref,
         }
-        category = [{"coding": [codes.CATEGORY_DNR.coding()]}]
-        if d.form_type == FormType.RESPECT:
-            category.append({"coding": [codes.CATEGORY_RESPECT_FORM.coding()]})
-        consent["category"] = category
-        consent["patient"] = patient_ref
         if d.recorded_date:
             consent["dateTime"] = fhir_datetime(d.recorded_date)
         if d.decision_maker:
@@ -388,24 +483,24 @@ class _Builder:
                 consent["organization"] = [custodian]
         if d.document_location:
             consent["sourceReference"] = self.document(source, d.document_location, patient_ref)
-        consent["policy"] = [{"uri": c.POLICY_RCUK_DNACPR}]
+        consent["policy"] = _POLICY
         verification = []
         if d.discussed_with_patient is not None:
             entry: dict[str, Any] = {"verified": d.discussed_with_patient, "verifiedWith": patient_ref}
             if d.discussion_date:
-                entry["verificationDate"] = d.discussion_date.isoformat()
+                entry["verificationDate"] = _date_text(d.discussion_date)
             verification.append(entry)
         for party in d.others_consulted:
             entry = {"verified": True, "verifiedWith": self.related_person(party, d.patient, patient_ref)}
             if party.consulted_on:
-                entry["verificationDate"] = party.consulted_on.isoformat()
+                entry["verificationDate"] = _date_text(party.consulted_on)
             verification.append(entry)
         if verification:
             consent["verification"] = verification
         consent["provision"] = {
             "type": "deny" if not_for_cpr else "permit",
             "period": {"start": fhir_datetime(d.decision_date)},
-            "code": [{"coding": [codes.CPR_PROCEDURE.coding()]}],
+            "code": _CPR_PROCEDURE,
         }
         self.out.insert(0, consent)  # the decision leads its supporting resources
 
@@ -421,13 +516,14 @@ class _Builder:
             if p.care_priority_text:
                 priority.append({"url": "text", "valueString": p.care_priority_text})
             extension.append({"url": c.EXT_RESPECT_CARE_PRIORITY, "extension": priority})
-        for url, place in (
-            (c.EXT_PREFERRED_PLACE_OF_DEATH, p.preferred_place_of_death),
-            (c.EXT_PREFERRED_PLACE_OF_CARE, p.preferred_place_of_care),
-        ):
-            concept = codeable_concept(place) if place else None
+        if p.preferred_place_of_death:
+            concept = codeable_concept(p.preferred_place_of_death)
             if concept:
-                extension.append({"url": url, "valueCodeableConcept": concept})
+                extension.append({"url": c.EXT_PREFERRED_PLACE_OF_DEATH, "valueCodeableConcept": concept})
+        if p.preferred_place_of_care:
+            concept = codeable_concept(p.preferred_place_of_care)
+            if concept:
+                extension.append({"url": c.EXT_PREFERRED_PLACE_OF_CARE, "valueCodeableConcept": concept})
         if p.has_adrt is not None or p.adrt_location:
             adrt: list[dict] = []
             if p.has_adrt is not None:
@@ -436,21 +532,21 @@ class _Builder:
                 adrt.append({"url": "location", "valueString": p.adrt_location})
             extension.append({"url": c.EXT_ADRT, "extension": adrt})
         if p.form_type:
-            extension.append(
-                {"url": c.EXT_FORM_TYPE, "valueCoding": {"system": c.CS_FORM_TYPE, "code": str(p.form_type)}}
-            )
+            extension.append(_coded_extension(c.EXT_FORM_TYPE, c.CS_FORM_TYPE, str(p.form_type), False))
 
+        system = source.system
+        record_id = source.record_id
         plan: Resource = {
             "resourceType": "CarePlan",
-            "id": self.ids.id_for("CarePlan", source.system, source.record_id),
-            "meta": _meta(c.PROFILE_ACP_CAREPLAN, source, p.status),
+            "id": self.ids.id_for("CarePlan", system, record_id),
+            "meta": _item_meta(_PROFILES_CAREPLAN, source, p.status),
         }
         if extension:
             plan["extension"] = extension
-        plan["identifier"] = [{"system": source.system, "value": source.record_id}]
+        plan["identifier"] = [{"system": system, "value": record_id}]
         plan["status"] = CAREPLAN_STATUS[p.status]
         plan["intent"] = "plan"
-        plan["category"] = [{"coding": [codes.ACP_CATEGORY.coding()]}]
+        plan["category"] = _ACP_CATEGORY
         if p.wishes:
             plan["description"] = p.wishes
         plan["subject"] = patient_ref
@@ -462,36 +558,38 @@ class _Builder:
             custodian = self.organization(p.custodian)
             if custodian:
                 plan["contributor"] = [custodian]
-        addresses = [ref for ref in (self.condition(source, x, patient_ref) for x in p.conditions) if ref]
-        if addresses:
-            plan["addresses"] = addresses
+        if p.conditions:
+            addresses = [ref for ref in (self.condition(source, x, patient_ref) for x in p.conditions) if ref]
+            if addresses:
+                plan["addresses"] = addresses
         supporting: list[dict] = []
         if p.cpr_decision_record_id:
             supporting.append(
                 {
-                    "reference": "Consent/"
-                    + self.ids.id_for("Consent", source.system, p.cpr_decision_record_id),
-                    "identifier": {"system": source.system, "value": p.cpr_decision_record_id},
+                    "reference": "Consent/" + self.ids.id_for("Consent", system, p.cpr_decision_record_id),
+                    "identifier": {"system": system, "value": p.cpr_decision_record_id},
                 }
             )
         if p.document_location:
             supporting.append(self.document(source, p.document_location, patient_ref))
-        for party in (*p.lpa, *p.people_to_involve):
+        for party in p.lpa:
+            supporting.append(self.related_person(party, p.patient, patient_ref))
+        for party in p.people_to_involve:
             supporting.append(self.related_person(party, p.patient, patient_ref))
         if supporting:
             plan["supportingInfo"] = supporting
-        activity = []
-        for rec in p.treatment_recommendations:
-            detail: dict[str, Any] = {}
-            concept = codeable_concept(rec.treatment)
-            if concept:
-                detail["code"] = concept
-            detail["status"] = "not-started"
-            detail["doNotPerform"] = bool(rec.do_not_perform)
-            if rec.note:
-                detail["description"] = rec.note
-            activity.append({"detail": detail})
-        if activity:
+        if p.treatment_recommendations:
+            activity = []
+            for rec in p.treatment_recommendations:
+                detail: dict[str, Any] = {}
+                concept = codeable_concept(rec.treatment)
+                if concept:
+                    detail["code"] = concept
+                detail["status"] = "not-started"
+                detail["doNotPerform"] = bool(rec.do_not_perform)
+                if rec.note:
+                    detail["description"] = rec.note
+                activity.append({"detail": detail})
             plan["activity"] = activity
         self.out.insert(start, plan)
 
@@ -504,6 +602,7 @@ def build_resources(
 
     A resource shared by the decision and the plan (the Patient, a practitioner) appears once.
     ``shared`` reuses Organization/Practitioner resources across the records of a run (read-only).
+    The result is read-only too: it shares fixed fragments with every other result.
     """
     builder = _Builder(ids, shared)
     if record.decision is not None:

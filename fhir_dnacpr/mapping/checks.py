@@ -57,6 +57,10 @@ def not_in_future(value: date | datetime, ctx: Context, node: Scalar) -> Any:
     return value
 
 
+not_in_future.uses_today = True  # type: ignore[attr-defined]
+"""Its verdict depends on ``ctx.today``: values remembered by cell are keyed with the day too."""
+
+
 def postcode(value: str, ctx: Context, node: Scalar) -> Any:
     return " ".join(value.upper().split())
 

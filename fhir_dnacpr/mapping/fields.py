@@ -197,6 +197,8 @@ class Scalar(Node):
         many = self.many
         if self.many:
             self.get = self._get_general
+            if self.split is None and len(accessors) > 1 and all(isinstance(a, Column) for a in accessors):
+                self.get = _columns_getter(self)
             return
         if len(accessors) == 1 and isinstance(accessors[0], Column):
             column = accessors[0].name
@@ -342,6 +344,38 @@ def _blank(accessors: tuple[Accessor, ...], out: dict[str, Any]) -> None:
     for acc in accessors:
         if isinstance(acc, Column):
             out.setdefault(acc.name, "")
+
+
+def _columns_getter(node: Scalar) -> Callable[[Any, Context], Any]:
+    """``get`` for a list field read from several CSV columns (``address_lines: {paths: [...]}``).
+
+    The same result as ``_get_general`` without building the intermediate lists; any row that is
+    not a plain dict of text cells (a missing column, say) takes the general path.
+    """
+    names = tuple(a.name for a in node.accessors)  # type: ignore[attr-defined]
+    general = node._get_general
+    one = node.one
+
+    def get_columns(data: Any, ctx: Context) -> Any:
+        try:
+            cells = [data[name] for name in names]
+        except (KeyError, TypeError):
+            return general(data, ctx)
+        for cell in cells:
+            if cell and cell.__class__ is not str:
+                return general(data, ctx)
+        out = []
+        for cell in cells:
+            if not cell:
+                continue
+            value = one(cell, ctx)
+            if value is INVALID:
+                return INVALID
+            if value is not ABSENT and value.__class__ is not Flagged:
+                out.append(value)
+        return tuple(out) if out else ABSENT
+
+    return get_columns
 
 
 class _Done:
@@ -532,15 +566,6 @@ class ObjectSpec(Node):
         if columns is not None:
             self.memo_columns = tuple(dict.fromkeys(columns))
 
-    def _complete(self, kwargs: dict[str, Any], ctx: Context) -> Any:
-        for name, value in self.defaults.items():
-            if name not in kwargs:
-                kwargs[name] = value
-        for name in self.required:
-            if name not in kwargs:
-                return self._incomplete(name, ctx)
-        return kwargs
-
     def get(self, data: Any, ctx: Context) -> Any:
         columns = self.memo_columns
         if columns is None or type(data) is not dict:
@@ -627,18 +652,73 @@ def _leaf_columns(node: Node) -> list[str] | None:
     return columns
 
 
-def _generate_fields(spec: ObjectSpec) -> Callable[..., Any]:
+_CELL_MEMO_KINDS = frozenset({"date", "datetime", "date_or_datetime", "bool", "enum", "int", "coded"})
+
+
+def _uses_today(node: Node) -> bool:
+    """Whether a node's value can depend on ``ctx.today`` (a check such as "not in the future")."""
+    if isinstance(node, Scalar):
+        return bool(getattr(node.check, "uses_today", False))
+    if isinstance(node, ObjectSpec):
+        return any(_uses_today(n) for _, n in node.nodes)
+    if isinstance(node, FixedList):
+        return any(_uses_today(n) for n in node.items)
+    if isinstance(node, EachList):
+        return _uses_today(node.item)
+    return False
+
+
+def _memo_cell(node: Node) -> str | None:
+    """The one CSV column a node's value is a pure function of, when remembering it by that cell pays.
+
+    Codes, dates, yes/no flags and lists split from one cell recur across records, and working them
+    out again (trim, null words, value map, date formats, checks) costs far more than a dict lookup.
+    Free text (names, notes) and NHS numbers rarely repeat, so they are not remembered.
+    """
+    if isinstance(node, Scalar):
+        if len(node.accessors) != 1 or not isinstance(node.accessors[0], Column):
+            return None
+        pays = (
+            node.many or node.kind in _CELL_MEMO_KINDS or node.mapping is not None or node.special is not None
+        )
+        return node.accessors[0].name if pays else None  # type: ignore[attr-defined]
+    if isinstance(node, EachList) and isinstance(node.accessors[0], Column):
+        return node.accessors[0].name  # type: ignore[attr-defined]
+    return None
+
+
+def _plain_text(node: Node) -> bool:
+    """A trimmed text field with no map, special words, case change or check: inlined in ``fields``."""
+    return (
+        isinstance(node, Scalar)
+        and not node.many
+        and node.kind == "str"
+        and node.trim
+        and not (node.special or node.upper or node.lower or node.mapping is not None or node.check)
+        and len(node.accessors) == 1
+        and isinstance(node.accessors[0], Column)
+    )
+
+
+def _generate_fields(spec: ObjectSpec, fast: bool = True) -> Callable[..., Any]:
     """Write ``fields`` for one object as straight-line Python (as dataclasses writes ``__init__``).
 
     The hot path of mapping a CSV row is "look up a cell, skip it if blank"; unrolled, that is a dict
-    lookup and a truth test per field, with no loop, tuple unpacking or call for blank cells.
+    lookup and a truth test per field, with no loop, tuple unpacking or call for blank cells. Plain
+    text fields are trimmed and checked against the null words inline; fields whose value recurs
+    (codes, dates, flags) are remembered by their cell's text (``_memo_cell``), results that raised
+    no issue only, so every warning and error is still reported for every record. Anything off
+    these fast paths calls the field's own ``get``/``one``, the reference behaviour.
+
+    ``fast=False`` writes only that reference behaviour (no inlining, no cell memos): the tests hold
+    the fast version to it.
     """
     env: dict[str, Any] = {
         "ABSENT": ABSENT,
         "INVALID": INVALID,
         "Flagged": Flagged,
         "consts": spec.consts,
-        "complete": spec._complete,
+        "MEMO_SIZE": _MEMO_SIZE,
     }
     body = [
         "def fields(data, ctx, force=False):",
@@ -646,41 +726,124 @@ def _generate_fields(spec: ObjectSpec) -> Callable[..., Any]:
         "    found = False",
         "    invalid = False",
     ]
+
+    def tail(indent: str, name: str) -> list[str]:
+        return [
+            f"{indent}if v is not ABSENT:",
+            f"{indent}    if v is INVALID:",
+            f"{indent}        invalid = True",
+            f"{indent}    else:",
+            f"{indent}        found = True",
+            f"{indent}        if v.__class__ is Flagged:",
+            f"{indent}            kwargs.update(v.sets)",
+            f"{indent}        else:",
+            f"{indent}            kwargs[{name!r}] = v",
+        ]
+
+    def remembered(indent: str, i: int, key: str, compute: str) -> list[str]:
+        return [
+            f"{indent}v = memo{i}.get({key})",
+            f"{indent}if v is None:",
+            f"{indent}    before = len(ctx.issues)",
+            f"{indent}    v = {compute}",
+            f"{indent}    if v is not INVALID and len(ctx.issues) == before:",
+            f"{indent}        if len(memo{i}) >= MEMO_SIZE:",
+            f"{indent}            memo{i}.clear()",
+            f"{indent}        memo{i}[{key}] = v",
+        ]
+
     for i, (name, node) in enumerate(spec.nodes):
         accessor = node.accessors[0] if node.accessors else None
         single_column = len(node.accessors) == 1 and isinstance(accessor, Column)
+        memo_column = None if isinstance(node, ObjectSpec) or not fast else _memo_cell(node)
+        key = "(cell, ctx.today)" if _uses_today(node) else "cell"
+        if fast and _plain_text(node):
+            env[f"one{i}"] = node.one  # type: ignore[attr-defined]
+            env[f"missing{i}"] = node._missing_column  # type: ignore[attr-defined]
+            env[f"nulls{i}"] = node.nulls  # type: ignore[attr-defined]
+            env[f"short{i}"] = max((len(v) for v in node.nulls), default=-1)  # type: ignore[attr-defined]
+            body += [
+                "    try:",
+                f"        v = data[{accessor.name!r}]",  # type: ignore[union-attr]
+                "    except (KeyError, TypeError):",
+                f"        v = missing{i}(data, ctx)",
+                "        invalid = True",
+                "    else:",
+                "        if v:",
+                "            if v.__class__ is str:",
+                "                v = v.strip()",
+                f"                if v and (len(v) > short{i} or v.lower() not in nulls{i}):",
+                "                    found = True",
+                f"                    kwargs[{name!r}] = v",
+                "            else:",
+                f"                v = one{i}(v, ctx)",
+                *tail("                ", name),
+            ]
+            continue
         if isinstance(node, Scalar) and not node.many and single_column:
             env[f"one{i}"] = node.one
             env[f"missing{i}"] = node._missing_column
             body += [
                 "    try:",
-                f"        v = data[{accessor.name!r}]",
+                f"        cell = data[{accessor.name!r}]",  # type: ignore[union-attr]
                 "    except (KeyError, TypeError):",
                 f"        v = missing{i}(data, ctx)",
                 "    else:",
-                f"        v = one{i}(v, ctx) if v else ABSENT",
+            ]
+            if memo_column is not None:
+                env[f"memo{i}"] = {}
+                body += [
+                    "        if not cell:",
+                    "            v = ABSENT",
+                    "        elif cell.__class__ is str:",
+                    *remembered("            ", i, key, f"one{i}(cell, ctx)"),
+                    "        else:",
+                    f"            v = one{i}(cell, ctx)",
+                ]
+            else:
+                body.append(f"        v = one{i}(cell, ctx) if cell else ABSENT")
+        elif fast and isinstance(node, ObjectSpec) and node.memo_columns is not None:
+            # A shared party remembered by its cells (``remember_by_columns``): look it up here, and
+            # let its ``get`` work it out (and remember it) only when it is not known yet.
+            env[f"get{i}"] = node.get
+            env[f"omemo{i}"] = node._memo
+            cells = ", ".join(f"data.get({column!r})" for column in node.memo_columns)
+            body += [
+                "    if data.__class__ is dict:",
+                f"        v = omemo{i}.get((ctx.today, {cells}))",
+                "        if v is None:",
+                f"            v = get{i}(data, ctx)",
+                "    else:",
+                f"        v = get{i}(data, ctx)",
+            ]
+        elif memo_column is not None:
+            env[f"get{i}"] = node.get
+            env[f"memo{i}"] = {}
+            body += [
+                f"    cell = data.get({memo_column!r}) if data.__class__ is dict else None",
+                "    if cell.__class__ is str:",
+                *remembered("        ", i, key, f"get{i}(data, ctx)"),
+                "    else:",
+                f"        v = get{i}(data, ctx)",
             ]
         else:
             env[f"get{i}"] = node.get
             body.append(f"    v = get{i}(data, ctx)")
-        body += [
-            "    if v is not ABSENT:",
-            "        if v is INVALID:",
-            "            invalid = True",
-            "        else:",
-            "            found = True",
-            "            if v.__class__ is Flagged:",
-            "                kwargs.update(v.sets)",
-            "            else:",
-            f"                kwargs[{name!r}] = v",
-        ]
+        body += tail("    ", name)
     body += [
         "    if not found and not force:",
         "        return INVALID if invalid else ABSENT",
         "    if invalid:",
         "        return INVALID",
-        "    return complete(kwargs, ctx)",
     ]
+    # Defaults for the fields left empty, then the first required field missing makes it incomplete.
+    env["incomplete"] = spec._incomplete
+    for k, (name, value) in enumerate(spec.defaults.items()):
+        env[f"default{k}"] = value
+        body += [f"    if {name!r} not in kwargs:", f"        kwargs[{name!r}] = default{k}"]
+    for name in spec.required:
+        body += [f"    if {name!r} not in kwargs:", f"        return incomplete({name!r}, ctx)"]
+    body.append("    return kwargs")
     exec(compile("\n".join(body), f"<mapping {spec.label}>", "exec"), env)
     return env["fields"]
 

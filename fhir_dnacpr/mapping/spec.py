@@ -152,7 +152,7 @@ class MappingSpec:
         source = model.SourceRef(
             system=self.source_system,
             record_id=str(record_id),
-            last_updated=None if last_updated in (ABSENT, INVALID) else last_updated,
+            last_updated=None if last_updated is ABSENT or last_updated is INVALID else last_updated,
             file=raw.origin.file,
             location=_location(raw.origin),
         )
@@ -315,6 +315,8 @@ def _day(value: date | datetime) -> date:
 
 
 def _location(origin: Origin) -> str:
+    if origin.index is None and not origin.path and origin.line is not None:
+        return f"line {origin.line}"  # a CSV or NDJSON line: the common case, without the list
     parts = []
     if origin.line is not None:
         parts.append(f"line {origin.line}")

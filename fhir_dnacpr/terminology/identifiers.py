@@ -13,7 +13,9 @@ _HCPC = re.compile(r"^[A-Z]{2}\d{5,6}$")
 
 def normalise_nhs_number(value: str) -> str:
     """Strip the spaces and hyphens people type (``943 476 5919``) — nothing else is forgiven."""
-    return value.replace(" ", "").replace("-", "").strip()
+    if " " in value or "-" in value:
+        value = value.replace(" ", "").replace("-", "")
+    return value.strip()
 
 
 def is_valid_nhs_number(value: str) -> bool:
@@ -23,11 +25,12 @@ def is_valid_nhs_number(value: str) -> bool:
     """
     if len(value) != 10 or not (value.isascii() and value.isdigit()):
         return False
-    total = sum(int(d) * w for d, w in zip(value[:9], _NHS_WEIGHTS, strict=True))
-    check = 11 - total % 11
+    d = value.encode("ascii")  # ASCII digits: byte - 48 is the digit, and the weights sum to 54
+    total = d[0] * 10 + d[1] * 9 + d[2] * 8 + d[3] * 7 + d[4] * 6 + d[5] * 5 + d[6] * 4 + d[7] * 3 + d[8] * 2
+    check = 11 - (total - 48 * 54) % 11
     if check == 11:
         check = 0
-    return check != 10 and check == int(value[9])
+    return check != 10 and check == d[9] - 48
 
 
 def nhs_number_check_digit(first_nine: str) -> int | None:

@@ -1,0 +1,197 @@
+"""The mapper's fast paths (inlined text fields, values remembered by cell, unrolled object fields)
+give exactly what the reference path gives: same records, same issues, row after row.
+
+The reference is the same spec with every object's ``fields`` written by ``_generate_fields(fast=False)``
+(each field through its own ``get``/``one``, nothing remembered), the multi-column list getter
+replaced by the general one and shared parties not remembered.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fhir_dnacpr.mapping import MappingSpec, load_spec, spec_from_text
+from fhir_dnacpr.mapping.fields import EachList, FixedList, ObjectSpec, Scalar, _generate_fields
+from fhir_dnacpr.sources.base import Origin, RawRecord
+
+EPACCS = Path(__file__).resolve().parent.parent / "examples" / "epaccs"
+
+# Cells that take every branch: blanks, padding, null words in any case, special words, map keys in
+# any case, unknown codes, real and impossible dates in each declared format, yes/no words, NHS numbers
+# valid, spaced and wrong, ODS codes good and bad, list separators.
+CELLS = [
+    "",
+    " ",
+    "N/K",
+    "n/k",
+    " Not known ",
+    "-",
+    "Indefinite",
+    "INDEFINITE",
+    "31/02/2024",
+    "29/02/2023",
+    "29/02/2024",
+    "2024-02-30",
+    "2024-01-05",
+    "01-Jan-2020",
+    "1-jan-2020",
+    "32/01/2020",
+    "01/13/2020",
+    "1/1/2020",
+    "01/01/2020 25:00",
+    "01/01/2020 12:00",
+    "01/03/2024 14:30",
+    "01/01/2030",
+    "15/06/1950",
+    "y",
+    "YES",
+    "n",
+    "maybe",
+    "Y ",
+    "F",
+    "m",
+    "x",
+    "DNACPR",
+    "for cpr",
+    "Not for CPR ",
+    "Cancelled",
+    "entered in error",
+    "9991000011",
+    "999 100 0011",
+    "999-100-0011",
+    "9991000012",
+    "12345",
+    "GMC",
+    "nmc",
+    "7012345",
+    "12A3456B",
+    "bad!",
+    "RX1",
+    "r x 1",
+    "Home",
+    "hospice",
+    "Nowhere",
+    "a;b;;c",
+    ";",
+    "Margaret Ellen",
+    "  padded  ",
+    "ReSPECT",
+    "rcuk",
+    "NOK",
+    "lpa",
+    "stranger",
+    "Not assessed",
+    "http://example.org/doc",
+]
+
+
+def _reference(spec: MappingSpec) -> MappingSpec:
+    """Switch a freshly loaded spec to the reference path, children before parents."""
+
+    def walk(node: Any) -> None:
+        if isinstance(node, ObjectSpec):
+            for _, child in node.nodes:
+                walk(child)
+            node.memo_columns = None
+            node.fields = _generate_fields(node, fast=False)
+        elif isinstance(node, FixedList):
+            for child in node.items:
+                walk(child)
+        elif isinstance(node, EachList):
+            walk(node.item)
+        elif isinstance(node, Scalar) and node.many:
+            node.get = node._get_general
+
+    walk(spec.patient)
+    for section in spec.sections:
+        walk(section.spec)
+    return spec
+
+
+def _template_rows() -> tuple[list[str], list[dict[str, str]]]:
+    text = (EPACCS / "register.csv").read_text(encoding="cp1252")
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    return list(rows[0]), rows
+
+
+HEADER, TEMPLATES = _template_rows()
+FAST = load_spec(EPACCS / "mapping.yaml")  # shared across examples: its memos stay warm
+REFERENCE = _reference(load_spec(EPACCS / "mapping.yaml"))
+
+
+def _outcome(spec: MappingSpec, raw: RawRecord, today: date) -> str:
+    result = spec.map(raw, today=today)
+    issues = [(i.severity, i.code, i.message, i.location, i.message_id) for i in result.issues]
+    return repr((result.record, issues))
+
+
+@st.composite
+def rows(draw: st.DrawFn) -> dict[str, str]:
+    row = dict(draw(st.sampled_from(TEMPLATES)))
+    for column in draw(st.lists(st.sampled_from(HEADER), max_size=8)):
+        row[column] = draw(st.sampled_from(CELLS) | st.text(max_size=12))
+    return row
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(rows(), min_size=1, max_size=12),
+    st.sampled_from([date(2024, 4, 1), date(1990, 1, 1), date(2031, 1, 1)]),
+)
+def test_fast_paths_map_like_the_reference(batch: list[dict[str, str]], today: date) -> None:
+    for line, row in enumerate(batch * 2, start=2):  # the second round is served from the memos
+        raw = RawRecord(Origin("register.csv", line=line), data=row)
+        assert _outcome(FAST, raw, today) == _outcome(REFERENCE, raw, today)
+
+
+def test_the_example_maps_like_the_reference_on_several_days() -> None:
+    raws = list(FAST.read(EPACCS / "register.csv"))
+    for today in (date(2024, 4, 1), date(2024, 3, 1), date(1940, 1, 1), date(2024, 4, 1)):
+        for raw in raws:
+            assert _outcome(FAST, raw, today) == _outcome(REFERENCE, raw, today)
+
+
+def test_a_warning_is_reported_on_every_row_not_only_the_first() -> None:
+    """A value that raised an issue is never remembered: the tenth row warns like the first."""
+    spec = spec_from_text(
+        """\
+source: {format: csv}
+source_system: https://example.org/register
+record_id: id
+patient:
+  nhs_number: nhs
+  gp_practice: {ods_code: gp}
+decision:
+  decision: {path: status, map: {DNACPR: not-for-cpr}}
+  decision_date: {path: decided, formats: [dd/mm/yyyy]}
+  form_type: {path: form, map: {RCUK: rcuk-dnacpr}, unmapped: blank}
+""",
+        today=date(2024, 6, 1),
+    )
+    row = {"id": "R", "nhs": "9991000011", "gp": "bad!", "status": "DNACPR", "decided": "01/03/2024"}
+    for n in range(10):
+        result = spec.map(RawRecord(Origin("t.csv", line=n + 2), data={**row, "form": "Other"}))
+        assert result.record is not None
+        assert sorted(i.message_id for i in result.issues) == [
+            "mapping.ods-code.format",
+            "mapping.value-map.blanked",
+        ]
+
+
+def test_a_date_remembered_for_one_day_is_checked_again_on_another() -> None:
+    """A birth date is checked against today: remembering it by cell must not carry one day's verdict."""
+    spec = load_spec(EPACCS / "mapping.yaml")
+    row = {**TEMPLATES[0], "dob": "01/01/2025"}
+    raw = RawRecord(Origin("register.csv", line=2), data=row)
+    early = date(2024, 12, 1)
+    late = date(2025, 6, 1)
+    assert spec.map(raw, today=late).record is not None
+    assert spec.map(raw, today=early).record is None
+    assert spec.map(raw, today=late).record is not None
