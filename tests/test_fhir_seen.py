@@ -1,13 +1,16 @@
-"""WrittenSet: the on-disk "already written?" map behaves like a dict fed one batch at a time."""
+"""WrittenSet: the on-disk "already written?" map behaves like a dict fed one batch at a time;
+the Bloom filters in front of it never give a false "certainly new"."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fhir_dnacpr.fhir.seen import WrittenSet
+from fhir_dnacpr.fhir.seen import BloomFilter, RepeatFilter, WrittenSet
 
 REFS = st.sampled_from([f"Patient/{n}" for n in range(12)] + ["Practitioner/a", "Organization/b"])
 DIGESTS = st.integers(-(2**63), 2**63 - 1)
@@ -33,3 +36,41 @@ def test_the_temporary_file_is_removed_on_close(tmp_path: Path) -> None:
     assert any(tmp_path.iterdir())
     written.close()
     assert not any(tmp_path.iterdir())
+
+
+KEYS = st.text(min_size=1, max_size=6)
+
+
+@given(st.lists(KEYS, max_size=200), st.sampled_from([3, 6, 20]))
+def test_bloom_filter_never_forgets_a_key(keys: list[str], bits_log2: int) -> None:
+    bloom = BloomFilter(bits_log2)
+    added: set[str] = set()
+    for key in keys:
+        was_added = bloom.add(key)
+        assert was_added or key not in added  # "certainly new" is never said of a key added before
+        added.add(key)
+        assert key in bloom
+    assert all(key in bloom for key in added)
+
+
+@given(st.lists(KEYS, max_size=200), st.sampled_from([3, 6, 26]))
+def test_repeat_filter_flags_every_key_noted_twice(keys: list[str], bits_log2: int) -> None:
+    repeats = RepeatFilter(seen_bits_log2=bits_log2, repeated_bits_log2=max(3, bits_log2 - 2))
+    for start in range(0, len(keys), 7):  # noted a record (a few keys) at a time, like convert does
+        repeats.note(keys[start : start + 7])
+    counts = Counter(keys)
+    assert all(repeats.may_repeat(key) for key, n in counts.items() if n > 1)
+
+
+def test_repeat_filter_rules_out_most_keys_noted_once() -> None:
+    # Not a correctness property (false positives only cost an exact check) but the point of the
+    # filter: with its default size nearly every key noted once is ruled out.
+    repeats = RepeatFilter()
+    keys = [f"Consent/{n:040x}" for n in range(20_000)]
+    repeats.note(keys)
+    assert sum(repeats.may_repeat(key) for key in keys) < 20
+
+
+def test_bloom_filter_size_is_checked() -> None:
+    with pytest.raises(ValueError):
+        BloomFilter(2)

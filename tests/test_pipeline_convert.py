@@ -242,3 +242,75 @@ def test_examples_convert_and_validate_against_our_profiles(tmp_path, examples_d
         stages = {r["stage"] for r in read_ndjson(out / "rejects.ndjson")}
         assert "validate" not in stages, f"{layout}: converted resources must conform to our profiles"
         assert summary.records_converted > 0
+
+
+# --- the per-record helpers made cheaper than the plain forms: same answers --------------------------
+
+from datetime import date, timedelta, timezone  # noqa: E402
+from zoneinfo import ZoneInfo  # noqa: E402
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from fhir_dnacpr.pipeline.convert import _order_key, _raw_digest, _RawDigests  # noqa: E402
+from fhir_dnacpr.sources.base import Origin, RawRecord  # noqa: E402
+
+VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=6,
+)
+ROWS = st.dictionaries(st.sampled_from(["a", "b", "nhs_no", "date", "é"]), VALUES, max_size=5)
+
+
+def _raw(data: dict) -> RawRecord:
+    return RawRecord(Origin("in.csv", line=2), data=data)
+
+
+@given(st.lists(ROWS, min_size=2, max_size=8), st.randoms())
+def test_row_digests_identify_content_like_the_plain_digest(rows, rng) -> None:
+    # Same content in another key order is the same record; the cheap digest must agree with the
+    # plain one about which rows are equal, whatever layouts it has cached.
+    shuffled = []
+    for row in rows:
+        keys = list(row)
+        rng.shuffle(keys)
+        shuffled.append({k: row[k] for k in keys})
+    stream = rows + shuffled
+    digests = _RawDigests()
+    cheap = [digests(_raw(row)) for row in stream]
+    plain = [_raw_digest(_raw(row)) for row in stream]
+    for i in range(len(stream)):
+        for j in range(len(stream)):
+            assert (cheap[i] == cheap[j]) == (plain[i] == plain[j])
+    assert all(len(d) == 16 for d in cheap)
+
+
+def _order_key_reference(last_updated, fallback) -> str:
+    value = last_updated or fallback
+    if value is None:
+        return ""
+    if not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day, tzinfo=UTC)
+    elif value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat()
+
+
+ZONES = st.sampled_from(
+    [None, UTC, timezone(timedelta(hours=-5)), ZoneInfo("Europe/London"), timezone(timedelta(0), "Z")]
+)
+INSTANTS = st.builds(
+    lambda dt, tz: dt.replace(tzinfo=tz),
+    st.datetimes(min_value=datetime(1900, 1, 2), max_value=datetime(2200, 1, 1)),
+    ZONES,
+)
+
+
+@given(st.none() | INSTANTS, st.none() | st.dates() | INSTANTS)
+def test_order_key_text_is_the_utc_isoformat(last_updated, fallback) -> None:
+    assert _order_key(last_updated, fallback) == _order_key_reference(last_updated, fallback)
+
+
+def test_order_key_of_a_date_sorts_with_instants() -> None:
+    assert _order_key(None, date(2024, 3, 1)) == "2024-03-01T00:00:00+00:00"

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
+import marshal
+import operator
 import os
-import pickle
 import struct
 import sys
 import tempfile
@@ -29,6 +31,7 @@ from lxml import etree
 from fhir_dnacpr import __version__
 from fhir_dnacpr.fhir.build import CAREPLAN_STATUS, CONSENT_STATUS, SharedParties, build_resources
 from fhir_dnacpr.fhir.ids import IdFactory
+from fhir_dnacpr.fhir.seen import RepeatFilter
 from fhir_dnacpr.fhir.writers import Serialised, open_writer, serialise
 from fhir_dnacpr.issues import Issue, Severity
 from fhir_dnacpr.mapping import MappingSpec
@@ -74,24 +77,72 @@ def _raw_digest(raw: RawRecord) -> bytes:
     """Identity of a raw record's content (not its position), for exact-duplicate detection."""
     data = raw.data
     if isinstance(data, etree._Element):
-        payload = etree.tostring(data, method="c14n")
+        payload = b"xml:" + etree.tostring(data, method="c14n")
     elif data is not None:
-        payload = orjson.dumps(data, option=orjson.OPT_SORT_KEYS, default=str)
+        try:
+            payload = b"json:" + orjson.dumps(data, option=orjson.OPT_SORT_KEYS, default=str)
+        except TypeError:  # what orjson cannot write (an integer beyond 64 bits from a JSON array)
+            payload = b"py:" + json.dumps(data, sort_keys=True, default=str).encode()
     else:
-        payload = (raw.text or "").encode()
+        payload = b"text:" + (raw.text or "").encode()
     return hashlib.blake2b(payload, digest_size=16).digest()
 
 
+class _RawDigests:
+    """``_raw_digest`` with the cost of a flat row (every CSV row, most JSON records) cut in half.
+
+    Such rows share one key order, so the keys are sorted and hashed once per key order, and each row
+    hashes only its values in that sorted order (picked out by one ``itemgetter``). The digest is a
+    function of the content alone (keys as a set, values by key), like ``_raw_digest``'s, but not
+    equal to it: digests are compared only within one run.
+    """
+
+    __slots__ = ("_layouts",)
+    _MAX_LAYOUTS = 64
+
+    def __init__(self) -> None:
+        self._layouts: dict[tuple[Any, ...], tuple[Callable[[Any], Any], Any]] = {}
+
+    def __call__(self, raw: RawRecord) -> bytes:
+        data = raw.data
+        if type(data) is not dict or len(data) < 2:
+            return _raw_digest(raw)
+        keys = tuple(data)
+        layout = self._layouts.get(keys)
+        if layout is None:
+            if len(self._layouts) >= self._MAX_LAYOUTS:
+                self._layouts.clear()
+            ordered = sorted(keys)
+            prefix = hashlib.blake2b(b"row:" + orjson.dumps(ordered), digest_size=16)
+            layout = self._layouts[keys] = (operator.itemgetter(*ordered), prefix)
+        values, prefix = layout
+        try:
+            # Nested objects are sorted as _raw_digest sorts them; JSON arrays delimit keys from values.
+            payload = orjson.dumps(values(data), option=orjson.OPT_SORT_KEYS, default=str)
+        except TypeError:
+            return _raw_digest(raw)  # the same content always takes this path
+        state = prefix.copy()
+        state.update(payload)
+        return state.digest()
+
+
 def _order_key(last_updated: datetime | None, fallback: date | datetime | None) -> str:
-    """Sortable text: last-updated first, else the clinical date; all compared as UTC instants."""
+    """Sortable text: last-updated first, else the clinical date; all compared as UTC instants.
+
+    Text equal to ``value`` (as an aware UTC datetime) ``.isoformat()``; ``astimezone`` is only paid
+    for the rare value in another zone.
+    """
     value = last_updated or fallback
     if value is None:
         return ""
     if not isinstance(value, datetime):
-        value = datetime(value.year, value.month, value.day, tzinfo=UTC)
-    elif value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat()
+        return value.isoformat() + "T00:00:00+00:00"
+    tz = value.tzinfo
+    if tz is None:
+        return value.isoformat() + "+00:00"
+    if tz is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat()
 
 
 def _raw_copy(raw: RawRecord) -> Any:
@@ -103,31 +154,39 @@ def _raw_copy(raw: RawRecord) -> Any:
 
 class _LedgerKeys:
     """Keyed hashes for the ledger: a fresh random key per run (the ledger lives only as long as the
-    run), so nothing on disk can be linked to a person or compared across runs; keyed BLAKE2b is one
-    C call, several times cheaper than the HMAC the resource ids need."""
+    run), so nothing on disk can be linked to a person or compared across runs. Keyed BLAKE2b, its
+    key block hashed once and the prepared state copied per call: several times cheaper than the
+    HMAC the resource ids need."""
 
-    __slots__ = ("_key",)
+    __slots__ = ("_keyed",)
 
     def __init__(self) -> None:
-        self._key = os.urandom(32)
+        self._keyed = hashlib.blake2b(key=os.urandom(32), digest_size=16)
 
     def __call__(self, *parts: str | None) -> bytes:
-        return hashlib.blake2b(orjson.dumps(parts), key=self._key, digest_size=16).digest()
+        state = self._keyed.copy()
+        state.update(orjson.dumps(parts))
+        return state.digest()
 
 
 def _note_items(ledger: Ledger, keys: _LedgerKeys, seq: int, record: CareRecord) -> None:
     """Pass one: what the ledger needs about each item, as keyed hashes (no identifiers on disk)."""
+    patient: tuple[str, str, bytes] | None = None  # a plan's person is nearly always the decision's
     for kind, item in ((DECISION, record.decision), (PLAN, record.plan)):
         if item is None:
             continue
+        source = item.source
+        system, nhs_number = source.system, item.patient.nhs_number
+        if patient is None or patient[0] != system or patient[1] != nhs_number:
+            patient = (system, nhs_number, keys(system, nhs_number))
         clinical_date = item.decision_date if kind == DECISION else item.created  # type: ignore[union-attr]
         ledger.add_item(
             seq,
             kind,
-            record_key=keys(item.source.system, item.source.record_id),
-            patient_key=keys(item.source.system, item.patient.nhs_number),
-            order_key=_order_key(item.source.last_updated, clinical_date),
-            active=item.status is RecordStatus.ACTIVE,
+            keys(system, source.record_id),
+            patient[2],
+            _order_key(source.last_updated, clinical_date),
+            item.status is RecordStatus.ACTIVE,
         )
 
 
@@ -149,22 +208,18 @@ _FRAME = struct.Struct("<I")
 
 
 def _spill(spill: BinaryIO, seq: int, origin: str, items: list[Serialised]) -> None:
-    """One record into the spill: a length-prefixed pickle (cheap to cut back out in pass two)."""
-    blob = pickle.dumps((seq, origin, items), pickle.HIGHEST_PROTOCOL)
-    spill.write(_FRAME.pack(len(blob)))
-    spill.write(blob)
+    """One record into the spill: a length-prefixed ``marshal`` blob (cheap to cut back out in pass
+    two). ``marshal`` suits a temporary file one interpreter writes and reads: it holds only ints,
+    str, bytes, tuples and lists, and costs about a third of ``pickle`` each way."""
+    blob = marshal.dumps((seq, origin, items))
+    spill.write(_FRAME.pack(len(blob)) + blob)
 
 
 def _spilled(spill: BinaryIO) -> Iterator[tuple[int, str, list[Serialised]]]:
-    """The records pass one spilled, in input order.
-
-    Framed by length and unpickled from bytes: ``pickle.load`` on the file costs ~10x more per record
-    (a fresh unpickler and many small reads), and a long-lived unpickler keeps every object it loaded.
-    """
-    read, loads, size = spill.read, pickle.loads, _FRAME.size
+    """The records pass one spilled, in input order (framed by length, loaded from bytes)."""
+    read, loads, unpack, size = spill.read, marshal.loads, _FRAME.unpack, _FRAME.size
     while header := read(size):
-        (length,) = _FRAME.unpack(header)
-        yield loads(read(length))
+        yield loads(read(unpack(header)[0]))
 
 
 class _Progress:
@@ -251,7 +306,11 @@ class _Run:
         self.rejects = rejects
         self.progress = _Progress(options.progress)
         self.ledger_keys = _LedgerKeys()
+        self.raw_digest = _RawDigests()
         self.shared_parties = SharedParties(options.ids)
+        # NDJSON writes each Type/id once per run: pass one notes them all, so pass two checks on disk
+        # only those that may occur more than once (fixed memory; bundles do not need it).
+        self.repeats = RepeatFilter() if options.fmt == "ndjson" else None
         self.today = self.spec.today or date.today()  # one "today" for the whole run
 
     def reject(self, raw: RawRecord, stage: str, issues: list[Issue]) -> None:
@@ -262,16 +321,19 @@ class _Run:
     def first_pass(self, ledger: Ledger, spill: BinaryIO) -> None:
         """Read, map, build and validate each record once; reject or spill it."""
         options, summary = self.options, self.summary
+        progress = self.progress if self.progress.enabled else None
+        is_duplicate, raw_digest, convert_one = ledger.is_duplicate, self.raw_digest, self._convert_one
         for seq, raw in enumerate(self.spec.read(options.input_path)):
             summary.records_in += 1
-            self.progress.tick("converting", summary)
+            if progress is not None:
+                progress.tick("converting", summary)
             if raw.error is not None:
                 read_error = Issue(Severity.ERROR, "structure", raw.error, None, raw.error_id or "read.error")
                 self.reject(raw, "read", [read_error])
-            elif ledger.is_duplicate(_raw_digest(raw)):
+            elif is_duplicate(raw_digest(raw)):
                 summary.duplicates_dropped += 1
             else:
-                self._convert_one(seq, raw, ledger, spill)
+                convert_one(seq, raw, ledger, spill)
             if options.max_errors is not None and summary.records_rejected >= options.max_errors:
                 summary.aborted = (
                     f"stopped after {summary.records_rejected} rejected records (--max-errors "
@@ -281,7 +343,8 @@ class _Run:
 
     def _convert_one(self, seq: int, raw: RawRecord, ledger: Ledger, spill: BinaryIO) -> None:
         result = self.spec.map(raw, today=self.today)
-        self.summary.warnings += sum(1 for i in result.issues if not i.is_error)
+        if result.issues:
+            self.summary.warnings += sum(1 for i in result.issues if not i.is_error)
         if result.record is None:
             self.reject(raw, "map", result.issues)
             return
@@ -294,7 +357,10 @@ class _Run:
             self.summary.warnings += len(issues)
         _note_items(ledger, self.ledger_keys, seq, result.record)
         # Serialised once, here; pass two parses again only records with a verdict.
-        _spill(spill, seq, str(raw.origin), serialise(resources))
+        items = serialise(resources)
+        if self.repeats is not None:
+            self.repeats.note([item[0] for item in items])
+        _spill(spill, seq, str(raw.origin), items)
 
     def second_pass(self, verdicts: Iterator[tuple[int, dict[str, Verdict]]], spill_path: Path) -> None:
         """Apply the ledger's verdicts to the spilled resources, in input order, and write them."""
@@ -308,28 +374,34 @@ class _Run:
             source_sha256=summary.inputs[0]["sha256"],
             run_time=options.run_time,
             overwrite=options.overwrite,
+            repeats=self.repeats,
         )
-        next_verdict = next(verdicts, None)
+        # Counted in locals (this loop runs once per record) and added to the summary at the end.
+        converted = warnings = 0
+        write = writer.write_serialised
+        no_verdict = (-1, {})
+        next_seq, record_verdicts = next(verdicts, no_verdict)
         try:
             with (
                 spill_path.open("rb", buffering=1 << 20) as spill,
                 (options.out_dir / "replaced.ndjson").open("wb") as replaced,
             ):
                 for seq, origin, items in _spilled(spill):
-                    record_verdicts: dict[str, Verdict] = {}
-                    if next_verdict is not None and next_verdict[0] == seq:
-                        record_verdicts = next_verdict[1]
-                        next_verdict = next(verdicts, None)
-                    if record_verdicts:
+                    if seq == next_seq:
                         items, superseded = _apply_verdicts(items, record_verdicts)
                         summary.superseded += superseded
+                        next_seq, record_verdicts = next(verdicts, no_verdict)
                         if not items:
                             summary.versions_replaced += 1
                             replaced.write(orjson.dumps({"where": origin}) + b"\n")
                             continue
-                    summary.warnings += len(writer.write_serialised(origin, items))
-                    summary.records_converted += 1
+                    issues = write(origin, items)
+                    if issues:
+                        warnings += len(issues)
+                    converted += 1
         finally:
+            summary.records_converted += converted
+            summary.warnings += warnings
             summary.resources_out.update(writer.close())
             summary.warnings += len(writer.closing_issues)
 

@@ -3,8 +3,16 @@
 Deciding that a record is superseded needs every record of that person first, and a legacy export
 can hold millions of rows; so pass one writes one small row per item to a temporary SQLite file and
 asks SQL for the verdicts, which pass two reads back in input order (a merge join). Exact duplicates
-are recognised as they arrive (a unique index), so they are never mapped. Memory stays flat.
+are recognised as they arrive, so they are never mapped. Memory stays flat.
 Nothing identifying is stored: patient and record keys are keyed hashes.
+
+Costs that matter at 10^6 rows: a random-key insert into a large SQLite index costs microseconds and
+a lookup more, so the duplicate set keeps a fixed-size Bloom filter in front (a record it has
+certainly not seen — nearly all of them — never touches SQLite) and writes its digests in sorted
+batches of thousands, one statement each; item rows go in with one ``executemany`` per batch.
+Verdicts need sorting, but only items sharing a record key or a person with another item can get
+one: each item row carries a flag set when a Bloom filter may have met one of its keys before, and
+the sort runs over the items whose keys appear on a flagged row (a few per cent), not over all.
 """
 
 from __future__ import annotations
@@ -14,7 +22,12 @@ from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 
+from fhir_dnacpr.fhir.seen import BloomFilter
+
 _BATCH = 5_000
+DIGEST_SIZE = 16
+"""Bytes per raw-record digest (``is_duplicate`` refuses others: the batch insert slices by size)."""
+_DIGEST_BATCH = 16_384
 
 
 class Verdict(StrEnum):
@@ -22,6 +35,51 @@ class Verdict(StrEnum):
     """A later version of the same source record (same record id) is in the input: dropped, listed."""
     SUPERSEDED = "superseded"
     """A newer decision/plan for the same person is in the input: kept, marked inactive."""
+
+
+class DuplicateSet:
+    """Exact "seen this digest before?" for the whole run, memory fixed (Bloom filter + SQLite).
+
+    A digest the Bloom filter has certainly not seen is new (no disk access); otherwise the pending
+    batch and then the table answer exactly. New digests wait in memory (at most ``_DIGEST_BATCH``)
+    and go to the table sorted, in one statement.
+    """
+
+    def __init__(self, db: sqlite3.Connection, bloom_bits_log2: int = 25, batch: int = _DIGEST_BATCH) -> None:
+        self._db = db
+        self._db.execute("CREATE TABLE raw (digest BLOB PRIMARY KEY) WITHOUT ROWID")
+        self._bloom = BloomFilter(bloom_bits_log2)
+        self._pending: set[bytes] = set()
+        self._batch = batch
+
+    def is_duplicate(self, digest: bytes) -> bool:
+        """True when this digest was seen before; remembers it otherwise."""
+        if len(digest) != DIGEST_SIZE:
+            raise ValueError(f"a record digest is {DIGEST_SIZE} bytes")
+        if self._bloom.add(digest) and (
+            digest in self._pending
+            or self._db.execute("SELECT 1 FROM raw WHERE digest = ?", (digest,)).fetchone() is not None
+        ):
+            return True
+        self._pending.add(digest)
+        if len(self._pending) >= self._batch:
+            self.flush()
+        return False
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        blob = b"".join(sorted(self._pending))
+        with self._db:
+            # One statement for the whole batch: the digests are cut out of one blob inside SQLite.
+            self._db.execute(
+                """
+                WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ?2)
+                INSERT INTO raw SELECT substr(?1, i * ?3 + 1, ?3) FROM n
+                """,
+                (blob, len(self._pending) - 1, DIGEST_SIZE),
+            )
+        self._pending.clear()
 
 
 class Ledger:
@@ -34,59 +92,65 @@ class Ledger:
             PRAGMA journal_mode = OFF;
             PRAGMA synchronous = OFF;
             PRAGMA temp_store = FILE;
-            CREATE TABLE raw (digest BLOB PRIMARY KEY) WITHOUT ROWID;
             CREATE TABLE item (
                 seq INTEGER NOT NULL, kind TEXT NOT NULL, record_key BLOB NOT NULL,
-                patient_key BLOB NOT NULL, order_key TEXT NOT NULL, active INTEGER NOT NULL
+                patient_key BLOB NOT NULL, order_key TEXT NOT NULL, active INTEGER NOT NULL,
+                key_seen_before INTEGER NOT NULL
             );
             """
         )
-        self._items: list[tuple[int, str, bytes, bytes, str, int]] = []
-
-    def is_duplicate(self, digest: bytes) -> bool:
-        """True when a record with this content digest was seen before; remembers it otherwise."""
-        cursor = self._db.execute("INSERT OR IGNORE INTO raw VALUES (?)", (digest,))
-        return cursor.rowcount == 0
+        self._duplicates = DuplicateSet(self._db)
+        self.is_duplicate = self._duplicates.is_duplicate
+        self._items: list[tuple[int, str, bytes, bytes, str, bool, bool]] = []
+        self._keys_seen: dict[str, BloomFilter] = {}
+        """Per kind: record and patient keys met so far (both in one filter: a cross hit only adds
+        a candidate, never hides one)."""
 
     def add_item(
         self, seq: int, kind: str, record_key: bytes, patient_key: bytes, order_key: str, active: bool
     ) -> None:
-        self._items.append((seq, kind, record_key, patient_key, order_key, int(active)))
+        keys_seen = self._keys_seen.get(kind)
+        if keys_seen is None:
+            keys_seen = self._keys_seen[kind] = BloomFilter(24)
+        seen_before = keys_seen.add(record_key) | keys_seen.add(patient_key)
+        self._items.append((seq, kind, record_key, patient_key, order_key, active, seen_before))
         if len(self._items) >= _BATCH:
             self._flush()
 
     def _flush(self) -> None:
         with self._db:
-            self._db.executemany("INSERT INTO item VALUES (?, ?, ?, ?, ?, ?)", self._items)
+            self._db.executemany("INSERT INTO item VALUES (?, ?, ?, ?, ?, ?, ?)", self._items)
         self._items.clear()
 
     def verdicts(self) -> Iterator[tuple[int, str, Verdict]]:
         """(seq, kind, verdict) in seq order, for the items that are not simply kept as they are.
 
         Order within a record id or a person is (order_key, seq): the latest last-updated (or decision
-        date) wins and, between equals, the later row of the export.
+        date) wins and, between equals, the later row of the export. Supersession is decided among the
+        items that are not replaced versions (``r = 1`` is part of the person's partition).
+
+        Only candidates are sorted: an item whose record key and patient key both occur once cannot
+        get a verdict or change another's, and every key occurring twice is on a flagged row (the
+        Bloom filter has no false negatives), so each partition that matters is complete.
         """
         self._flush()
-        self._db.executescript(
-            """
-            CREATE TABLE replaced AS
-                SELECT seq, kind FROM (
-                    SELECT seq, kind, ROW_NUMBER() OVER (
-                        PARTITION BY kind, record_key ORDER BY order_key DESC, seq DESC) AS n
-                    FROM item
-                ) WHERE n > 1;
-            CREATE TABLE superseded AS
-                SELECT seq, kind FROM (
-                    SELECT seq, kind, active, ROW_NUMBER() OVER (
-                        PARTITION BY kind, patient_key ORDER BY order_key DESC, seq DESC) AS n
-                    FROM item WHERE (seq, kind) NOT IN (SELECT seq, kind FROM replaced)
-                ) WHERE n > 1 AND active = 1;
-            """
-        )
         query = """
-            SELECT seq, kind, 'replaced-version' FROM replaced
-            UNION ALL SELECT seq, kind, 'superseded' FROM superseded
-            ORDER BY 1
+            WITH candidate AS (
+                SELECT * FROM item
+                WHERE record_key IN (SELECT record_key FROM item WHERE key_seen_before)
+                   OR patient_key IN (SELECT patient_key FROM item WHERE key_seen_before)
+            )
+            SELECT seq, kind, CASE WHEN r > 1 THEN 'replaced-version' ELSE 'superseded' END FROM (
+                SELECT seq, kind, active, r, ROW_NUMBER() OVER (
+                    PARTITION BY kind, patient_key, r = 1 ORDER BY order_key DESC, seq DESC) AS p
+                FROM (
+                    SELECT seq, kind, patient_key, order_key, active, ROW_NUMBER() OVER (
+                        PARTITION BY kind, record_key ORDER BY order_key DESC, seq DESC) AS r
+                    FROM candidate
+                )
+            )
+            WHERE r > 1 OR (p > 1 AND active)
+            ORDER BY seq
         """
         for seq, kind, verdict in self._db.execute(query):
             yield seq, kind, Verdict(verdict)
