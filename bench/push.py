@@ -125,7 +125,7 @@ def start_server() -> tuple[str, bool]:
         subprocess.run([str(REPO / "scripts" / "fhir-server"), "status"], capture_output=True).returncode == 0
     )
     env = dict(os.environ)
-    env.setdefault("FHIR_SERVER_JAVA_OPTS", "-Xms512m -Xmx4g -XX:+UseSerialGC")
+    env.setdefault("FHIR_SERVER_JAVA_OPTS", "-Xms1g -Xmx8g -XX:+UseSerialGC")
     out = subprocess.run(
         [str(REPO / "scripts" / "fhir-server"), "start"], capture_output=True, text=True, check=True, env=env
     )
