@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fhir_dnacpr.assurance.similarity import folded, normalised_words
-from fhir_dnacpr.assurance.spill import EVIDENCE_FIELDS, SpillStore
+from fhir_dnacpr.assurance.spill import EVIDENCE_FIELDS, PARTITIONS, SpillStore, partition_of
 
 
 class _Code(str):
@@ -80,3 +81,90 @@ def test_people_with_more_than_one_record_in_person_then_date_order(tmp_path) ->
 @given(st.one_of(st.none(), st.text(), st.text(alphabet="aZ 09.,;’é\u00a0\n-'")))
 def test_folded_text_splits_into_the_normalised_words(text: str | None) -> None:
     assert folded(text).split() == normalised_words(text)
+
+
+# -- partitioned rows: the same rows, order and filters as one big sort over everything -------------
+
+_KEY = st.one_of(
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),  # anywhere in the hash range
+    st.integers(min_value=-3, max_value=3),  # a few keys, all in the middle partitions
+    st.sampled_from([-(2**63), 2**63 - 1, -1, 0]),  # the edges of the range and of partitions
+)
+_ROW = st.tuples(
+    st.one_of(st.none(), _KEY),  # organisation key
+    st.one_of(st.none(), _KEY),  # postcode key
+    st.one_of(st.none(), st.integers(min_value=0, max_value=6)),  # person (few: groups repeat)
+    st.integers(min_value=737_000, max_value=737_010),  # day
+    st.one_of(st.none(), st.integers(min_value=0, max_value=2)),  # status (None: a cluster-only row)
+    st.binary(max_size=6),  # folded rationale
+)
+
+
+def _expected_candidates(rows: list[tuple], min_people: int) -> list[tuple]:
+    """What the sweep must be given, the straightforward way: sort all rows, count people per key."""
+    org = sorted((o, 0, d, s, p, t) for s, (o, _, p, d, _, t) in rows if o is not None)
+    people: dict[int, set[int]] = {}
+    for _, (_, pc, p, *_rest) in rows:
+        if pc is not None and p is not None:
+            people.setdefault(pc, set()).add(p)
+    busy = {pc for pc, who in people.items() if len(who) >= min_people}
+    postcode = sorted((pc, 1, d, s, p, t) for s, (_, pc, p, d, _, t) in rows if pc in busy)
+    return org + postcode
+
+
+def _expected_people(rows: list[tuple]) -> list[tuple]:
+    kept = [
+        (p, d, s, 1, st_, 0, 0, s) for s, (_, _, p, d, st_, _) in rows if p is not None and st_ is not None
+    ]
+    counts: dict[int, int] = {}
+    for row in kept:
+        counts[row[0]] = counts.get(row[0], 0) + 1
+    return sorted(row for row in kept if counts[row[0]] > 1)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rows=st.lists(_ROW, max_size=60), min_people=st.integers(min_value=1, max_value=4), batch=st.booleans()
+)
+def test_partitioned_scans_equal_one_global_sort(tmp_path_factory, rows, min_people, batch) -> None:
+    numbered = list(enumerate(rows, start=1))
+    with SpillStore(tmp_path_factory.mktemp("spill")) as store:
+        for seq, (org, pc, person, day, status, text) in numbered:
+            store.add_record((seq, person, day, 1, status, 0, 0, seq), _evidence(seq), org, pc, text)
+            if batch and seq % 7 == 0:
+                store.flush()  # rows both written out and still buffered
+        candidates = list(store.candidates_sorted(min_people))
+        people = list(store.people_sorted())
+        wanted = [s for s, _ in numbered][::3]
+        evidence = store.records(wanted)
+    assert candidates == _expected_candidates(numbered, min_people)
+    assert people == _expected_people(numbered)
+    assert sorted(evidence) == wanted
+    assert all(evidence[s]["record_id"] == f"record_id-{s}" for s in wanted)
+
+
+def test_partitions_split_the_key_range_in_order() -> None:
+    keys = [-(2**63), -(2**62), -1, 0, 1, 2**62, 2**63 - 1]
+    parts = [partition_of(k) for k in keys]
+    assert parts == sorted(parts)
+    assert parts[0] == 0 and parts[-1] == PARTITIONS - 1
+    assert partition_of(-1) + 1 == partition_of(0)  # the middle of the range is a partition boundary
+
+
+def test_records_must_come_in_increasing_seq_order(tmp_path) -> None:
+    with SpillStore(tmp_path) as store:
+        store.add_record((5, 1, 1, 0, 0, 0, 0, 5), _evidence(5))
+        with pytest.raises(ValueError, match="increasing seq"):
+            store.add_record((5, 1, 1, 0, 0, 0, 0, 5), _evidence(5))
+        assert store.records([4, 5, 6]).keys() == {5}  # unknown seqs are left out
+
+
+def test_spill_files_live_in_a_private_folder_removed_on_close(tmp_path) -> None:
+    store = SpillStore(tmp_path)
+    store.add_record((1, 1, 1, 0, 0, 0, 0, 1), _evidence(1), 7, 8, b"frail")
+    store.flush()
+    folder = store.path
+    assert folder.is_dir() and folder.stat().st_mode & 0o077 == 0
+    assert any(folder.iterdir())
+    store.close()
+    assert not folder.exists()

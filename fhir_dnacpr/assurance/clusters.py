@@ -2,7 +2,8 @@
 
 Decisions are blocked by (setting, decision maker) — never compared across the whole dataset — and
 swept in date order with a sliding window of ``window_days``. Within the window a decision is joined
-to any earlier one with identical normalised rationale (hash) or similar enough (Jaccard of shingles).
+to any earlier one with identical normalised rationale (hash) or similar enough (Jaccard of shingles;
+a comparison stops as soon as the pair can no longer reach the threshold).
 Joined decisions form a component (single link in text and time); a component that can no longer
 grow (its last decision has left the window) is emitted if it covers enough different people.
 State is the window plus its live components, so memory is bounded by the busiest few days of one
@@ -29,20 +30,11 @@ class _Component:
     min_similarity: float = 1.0
 
 
-class _Row:
-    """One decision in the window: its text as a hash of its normalised words (exact duplicates) and,
-    once it is compared, as shingles."""
-
-    __slots__ = ("comp", "day", "grams", "patient", "seq", "thash", "words")
-
-    def __init__(self, day: int, seq: int, thash: int, patient: int, words: list[str]) -> None:
-        self.day = day
-        self.seq = seq
-        self.thash = thash
-        self.patient = patient
-        self.words = words
-        self.comp: _Component | None = None
-        self.grams: set[str] | None = None
+# One decision in the window, as a list (made once per candidate, so cheaper than an object):
+# [day, seq, text hash, patient, words, component, shingles]. The text hash is of its normalised
+# words (exact duplicates); the shingles are made once it is compared, and the component once it joins.
+_DAY, _SEQ, _THASH, _PATIENT, _WORDS, _COMP, _GRAMS = range(7)
+_Row = list  # the layout above
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +90,7 @@ def find_clusters(
     latest_by_hash: dict[int, _Row] = {}
     live: list[_Component] = []
     people: set[int] = set()
+    shingle = set if size <= 1 else None  # word sets need no n-grams: build them in C
     for bkey, stype, day, seq, patient, text in rows:
         if bkey != current or stype != current_type:
             if group is not None:
@@ -109,10 +102,10 @@ def find_clusters(
         if len(people) < min_people:
             people.add(patient)
         horizon = day - window_days
-        while window and window[0].day < horizon:
+        while window and window[0][0] < horizon:  # [0]: _DAY
             old = window.popleft()
-            if latest_by_hash.get(old.thash) is old:
-                del latest_by_hash[old.thash]
+            if latest_by_hash.get(old[2]) is old:  # [2]: _THASH
+                del latest_by_hash[old[2]]
         if live:
             done = [comp for comp in live if comp.last_day < horizon]
             if done:
@@ -123,7 +116,7 @@ def find_clusters(
                         yield cluster
         words = text.split() if text.__class__ is bytes else normalised_words(text)  # type: ignore[union-attr]
         thash = hash(tuple(words))
-        row = _Row(day, seq, thash, patient, words)
+        row = [day, seq, thash, patient, words, None, None]  # see _Row
         if latest_by_hash:
             same = latest_by_hash.get(thash)
             if same is not None:
@@ -133,22 +126,32 @@ def find_clusters(
             elif threshold < 1.0:
                 mine = None
                 for other in latest_by_hash.values():
-                    if other.thash == thash or (row.comp is not None and other.comp is row.comp):
+                    if other[2] == thash or (row[5] is not None and other[5] is row[5]):  # _THASH, _COMP
                         continue
                     if mine is None:
-                        mine = row.grams = word_shingles(words, size)
-                    theirs = other.grams
+                        mine = row[6] = shingle(words) if shingle else word_shingles(words, size)
+                    theirs = other[6]  # _GRAMS
                     if theirs is None:
-                        theirs = other.grams = word_shingles(other.words, size)
+                        theirs = other[6] = shingle(other[4]) if shingle else word_shingles(other[4], size)
                     a, b = len(mine), len(theirs)
                     if (a < threshold * b) if a < b else (b < threshold * a):
                         continue  # Jaccard is at most min/max of the set sizes
                     group.comparisons += 1  # type: ignore[union-attr]
-                    # similarity.jaccard, written out (neither set is empty: b > 0 or a > 0 here)
-                    inter = len(mine & theirs)
-                    score = inter / (a + b - inter)
-                    if score >= threshold:
-                        _join(row, other, score, window, live)
+                    # similarity.jaccard, written out (neither set is empty: b > 0 or a > 0 here), with
+                    # an early exit: each of my shingles missing from theirs lowers the best score the
+                    # pair can reach, (a - missing) / (b + missing); once it is below the threshold the
+                    # pair fails (most pairs do, after a few shingles), without building the intersection
+                    missing = 0
+                    for gram in mine:
+                        if gram not in theirs:
+                            missing += 1
+                            if (a - missing) / (b + missing) < threshold:
+                                break
+                    else:
+                        inter = a - missing
+                        score = inter / (a + b - inter)
+                        if score >= threshold:
+                            _join(row, other, score, window, live)
         window.append(row)
         latest_by_hash[thash] = row
     if group is not None:
@@ -193,24 +196,24 @@ class _GroupSweep:
 
 def _join(row: _Row, other: _Row, score: float, window: deque[_Row], live: list[_Component]) -> None:
     """Put ``row`` in ``other``'s component (merging components when both have one)."""
-    target = other.comp
+    target = other[_COMP]
     if target is None:
-        target = _Component(members=[(other.seq, other.patient, other.day)], last_day=other.day)
-        other.comp = target
+        target = _Component(members=[(other[_SEQ], other[_PATIENT], other[_DAY])], last_day=other[_DAY])
+        other[_COMP] = target
         live.append(target)
-    if row.comp is None:
-        row.comp = target
-        target.members.append((row.seq, row.patient, row.day))
-    elif row.comp is not target:
-        source = row.comp
+    if row[_COMP] is None:
+        row[_COMP] = target
+        target.members.append((row[_SEQ], row[_PATIENT], row[_DAY]))
+    elif row[_COMP] is not target:
+        source = row[_COMP]
         target.members.extend(source.members)
         target.min_similarity = min(target.min_similarity, source.min_similarity)
         for r in window:
-            if r.comp is source:
-                r.comp = target
-        row.comp = target
+            if r[_COMP] is source:
+                r[_COMP] = target
+        row[_COMP] = target
         live.remove(source)
-    target.last_day = max(target.last_day, row.day)
+    target.last_day = max(target.last_day, row[_DAY])
     target.min_similarity = min(target.min_similarity, score)
 
 

@@ -1,36 +1,44 @@
 """On-disk state for the cross-record rules, so memory stays flat however many records stream by.
 
 Clusters and conflicts need to see records together, but only those sharing a key (setting + decision
-maker, or person). Each record is written once, as one narrow row of a private SQLite table: the small
-integers the sweeps sort and compare on (keyed hash of the person, day number, blocking keys …) and,
-for a cluster candidate, its rationale. Its evidence (record refs, dates, labels) is packed with
-``marshal`` into a flat file beside it and found again by offset: it is read back only for the few
-records a cross-record finding shows, so it costs an append, not columns SQLite must bind, page and
-carry through every sort. One row per record, with the blocking keys as columns, is one insert where
-a table per use would be three. At the end SQLite — in C, with its external sort — hands the rows back
-grouped and in date order, one group at a time.
+maker, or person), and every key is a signed 64-bit hash. So each row goes, as it arrives, to one of
+``PARTITIONS`` partitions of its key's range (the key's top bits): by organisation key and by postcode
+key for a cluster candidate, by person for the conflict rules. Partitions are buffered in memory and
+appended to one flat file as ``marshal`` chunks. At the end each partition is read back alone, grouped
+by key and put in date order in memory, and handed on: a partition is a small slice of the rows, so
+memory stays bounded while the work stays linear in the number of records (no global sort, no
+external merge). As the partitions split the key range in order, reading them in turn yields the rows
+in key order, exactly as one big ``ORDER BY`` would.
 
-Nearly every candidate has an organisation key, and nearly all of those are swept, so organisation
-keys are not filtered: the sweep itself ignores a group with too few people. Postcode keys are mostly
-one person's home and dropped in SQL for having too few people. People with a single record are
-dropped in SQL too.
+A row is the small integers the sweeps sort and compare on (keyed hash of the person, day number,
+blocking key …) and, for a cluster candidate, its folded rationale. A record's evidence (record refs,
+dates, labels) is packed with ``marshal``, a few dozen records to a chunk, into a second file: it is
+read back only for the few records a cross-record finding shows, found by its ``seq`` (which must
+increase from one record to the next) through a small in-memory table of where each chunk starts.
 
-For cluster candidates the rationale and the person's names are kept too, so an excerpt can be masked
-when (and only if) a record is shown. The files live in a private temporary folder (mode 0700) and
-are deleted when the run ends.
+Postcode keys are mostly one person's home: groups with too few people are dropped before the sweep
+(their texts are kept apart from their keys, so most are never read back), as are people with a
+single record. Organisation keys are not filtered: nearly all of them are swept,
+and the sweep itself ignores a group with too few people.
+
+The files live in a private temporary folder (mode 0700) and are deleted when the run ends.
 """
 
 from __future__ import annotations
 
 import marshal
-import sqlite3
+import os
 import tempfile
-from collections.abc import Iterator
+from array import array
+from bisect import bisect_right
+from collections import Counter
+from collections.abc import Callable, Iterator
+from functools import partial
+from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-_BATCH = 20_000
-#: The evidence of a record, in the order ``add_record`` takes it: packed together in a flat file,
+#: The evidence of a record, in the order ``add_record`` takes it: packed in chunks in a flat file,
 #: because it is read back only for the few records a cross-record finding shows.
 EVIDENCE_FIELDS = (
     "system",
@@ -50,36 +58,137 @@ EVIDENCE_FIELDS = (
 )
 #: The small integers of a record the sweeps sort and compare on, as ``add_record`` takes them.
 KEY_COLUMNS = ("seq", "pkey", "dayn", "value", "scode", "sys_id", "org_id", "rid")
-_TEXT_BATCH = 500
+#: Partitions per kind of key (organisation, postcode, person). With 10^6 records a partition holds
+#: a few thousand rows: the most the end-of-stream sweep holds in memory at once.
+PARTITION_BITS = 8
+PARTITIONS = 1 << PARTITION_BITS
+_KEY_OFFSET = 1 << 63  # signed 64-bit key -> 0 .. 2^64 - 1, so its top bits order the partitions
+_SHIFT = 64 - PARTITION_BITS
+_BATCH = 20_000  # rows buffered (all partitions together) before they are written out
+#: Records per evidence chunk: what one look-up reads. A big run shows tens of thousands of conflicts,
+#: each looked up on its own (in person order, so at random in the file): a chunk is small, and its
+#: records are packed one by one so only the one wanted is unpacked.
+_EVIDENCE_CHUNK = 32
+#: marshal format 2: rows are unique ints and texts, so the back-references of later formats (a
+#: hash table entry for every object written) cost time and save nothing.
+_FORMAT = 2
+_KEY = itemgetter(0)
+_BY_DAY = itemgetter(2)  # rows are (key, kind or day, ...): see ``_sorted_groups``
+_PERSON_DAY = itemgetter(1)
+ORG = 0
+POSTCODE = 1
+_Chunk = tuple[list[int], list[int | None], list[Any]]  # seqs, pkeys, evidence (packed once written)
 
-_SCHEMA = """
-CREATE TABLE rec (seq INTEGER PRIMARY KEY, pkey INTEGER, dayn INTEGER, value INTEGER, scode INTEGER,
-                  sys_id INTEGER, org_id INTEGER, rid INTEGER, ev_at INTEGER, ev_len INTEGER,
-                  org_bkey INTEGER, pc_bkey INTEGER, text BLOB);
-"""
-_INSERT = "INSERT INTO rec VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+
+def partition_of(key: int) -> int:
+    """The partition of a signed 64-bit key: its top ``PARTITION_BITS`` bits, after offsetting."""
+    return (key + _KEY_OFFSET) >> _SHIFT
+
+
+class _Partitions:
+    """Rows bucketed by the range of their key, appended to a shared file as marshal chunks.
+
+    With ``side`` each row also has a side value (the postcode rows' texts), kept in a blob of its
+    own beside the rows' so a partition's rows can be read, and mostly dropped, without them. Each
+    flush writes every non-empty partition's blobs one after another; memory is the buffered rows
+    (bounded by the caller's flushes) and, per flush, where it starts and each blob's size (4 bytes a
+    partition), so that finding the chunks does not grow with the chunks written."""
+
+    def __init__(self, file: BinaryIO, side: bool = False) -> None:
+        self._file = file
+        self.buffers: list[list[tuple[Any, ...]]] = [[] for _ in range(PARTITIONS)]
+        self.side_buffers: list[list[Any]] | None = [[] for _ in range(PARTITIONS)] if side else None
+        self._width = 2 if side else 1  # blob sizes per partition per flush: rows (, side values)
+        self._flush_at = array("q")
+        self._sizes = array("I")  # flush by flush, partition by partition
+
+    def write(self) -> None:
+        """Write the buffered rows (the file is positioned at its end)."""
+        if not any(self.buffers):
+            return
+        file = self._file
+        sides = self.side_buffers
+        width = self._width
+        sizes = array("I", bytes(4 * PARTITIONS * width))
+        self._flush_at.append(file.tell())
+        for part, rows in enumerate(self.buffers):
+            if rows:
+                blob = marshal.dumps(rows, _FORMAT)
+                sizes[part * width] = len(blob)
+                file.write(blob)
+                rows.clear()
+                if sides is not None:
+                    side = marshal.dumps(sides[part], _FORMAT)
+                    sizes[part * width + 1] = len(side)
+                    file.write(side)
+                    sides[part].clear()
+        self._sizes.extend(sizes)
+
+    def scan(self) -> Iterator[tuple[list[tuple[Any, ...]], Callable[[], list[Any]]]]:
+        """Each partition in turn (in key order): its rows, in the order they were added, and a
+        function that reads their side values, in the same order."""
+        file = self._file
+        width = self._width
+        stride = PARTITIONS * width
+        sizes = self._sizes
+        cursors = array("q", self._flush_at)  # where each flush's next partition starts
+        for part in range(PARTITIONS):
+            rows: list[tuple[Any, ...]] = []
+            side_at: list[tuple[int, int]] = []
+            for flush, at in enumerate(cursors):
+                size = sizes[flush * stride + part * width]
+                if not size:
+                    continue
+                file.seek(at)
+                rows += marshal.loads(file.read(size))
+                at += size
+                if width == 2:
+                    side_size = sizes[flush * stride + part * width + 1]
+                    side_at.append((at, side_size))
+                    at += side_size
+                cursors[flush] = at
+            rows += self.buffers[part]
+            yield rows, partial(self._read_side, part, side_at)
+
+    def _read_side(self, part: int, chunks: list[tuple[int, int]]) -> list[Any]:
+        assert self.side_buffers is not None
+        file = self._file
+        values: list[Any] = []
+        for at, size in chunks:
+            file.seek(at)
+            values += marshal.loads(file.read(size))
+        values += self.side_buffers[part]
+        return values
 
 
 class SpillStore:
-    """An append-only buffered table and evidence file, then filtered, sorted scans. One per audit run."""
+    """Append-only partitioned rows and evidence chunks, then grouped, date-ordered scans. One per
+    audit run."""
 
     def __init__(self, directory: Path | None = None) -> None:
         self._dir = tempfile.TemporaryDirectory(prefix="dnacpr-audit-", dir=directory)
-        self.path = Path(self._dir.name) / "state.sqlite"
-        self._db = sqlite3.connect(self.path, isolation_level=None)
-        for pragma in (
-            "PRAGMA journal_mode=OFF",
-            "PRAGMA synchronous=OFF",
-            "PRAGMA temp_store=FILE",
-            "PRAGMA cache_size=-16384",
-            "PRAGMA locking_mode=EXCLUSIVE",
-        ):
-            self._db.execute(pragma)
-        self._db.executescript(_SCHEMA)
-        self._evidence_file = (Path(self._dir.name) / "evidence.bin").open("w+b")
-        self._evidence_size = 0  # bytes written or buffered: where the next record's evidence starts
-        self._evidence: list[bytes] = []
-        self._records: list[tuple[Any, ...]] = []
+        folder = Path(self._dir.name)
+        self.path = folder
+        self._rows_file = (folder / "rows.bin").open("w+b")
+        self._org = _Partitions(self._rows_file)
+        self._postcode = _Partitions(self._rows_file, side=True)
+        self._person = _Partitions(self._rows_file)
+        self._org_buffers = self._org.buffers
+        self._postcode_buffers = self._postcode.buffers
+        self._postcode_texts = self._postcode.side_buffers
+        self._person_buffers = self._person.buffers
+        self._buffered = 0
+        self._evidence_file = (folder / "evidence.bin").open("w+b")
+        self._chunk_first_seq = array("q")  # the first seq of each evidence chunk written
+        self._chunk_at = array("q")  # where each chunk starts; it ends where the next one starts
+        self._evidence_end = 0
+        self._seqs: list[int] = []  # of the evidence not yet written, with their pkeys
+        self._pkeys: list[int | None] = []
+        self._evidence: list[tuple[Any, ...]] = []
+        self._last_seq: int | None = None
+        self._cached_chunk: tuple[int, tuple[list[int], list[int | None], list[tuple[Any, ...]]]] | None = (
+            None
+        )
 
     def add_record(
         self,
@@ -89,86 +198,131 @@ class SpillStore:
         postcode_bkey: int | None = None,
         text: bytes | None = None,
     ) -> None:
-        """One record: its ``KEY_COLUMNS`` (``seq`` first) and ``EVIDENCE_FIELDS``, with its blocking
-        keys (by organisation, by postcode) and its rationale ``text``, folded for the sweep
-        (``similarity.folded``), if it is a cluster candidate."""
-        try:
-            packed = marshal.dumps(evidence)
-        except ValueError:  # a str subclass from some source: store it as the plain text it is
-            packed = marshal.dumps(tuple(v if v is None else str.__str__(v) for v in evidence))
-        at = self._evidence_size
-        size = len(packed)
-        self._evidence_size = at + size
-        self._evidence.append(packed)
-        self._records.append((*keys, at, size, org_bkey, postcode_bkey, text))
-        if len(self._records) >= _BATCH:
-            self._flush()
+        """One record: its ``KEY_COLUMNS`` (``seq`` first, greater than the last record's) and
+        ``EVIDENCE_FIELDS``, with its blocking keys (by organisation, by postcode) and its rationale
+        ``text``, folded for the sweep (``similarity.folded``), if it is a cluster candidate. It is a
+        row for the conflict rules if it has a person key and a status (``scode``)."""
+        seq, pkey, dayn, value, scode, sys_id, org_id, rid = keys
+        last = self._last_seq
+        if last is not None and seq <= last:
+            raise ValueError(f"seq {seq} after {last}: records must come in increasing seq order")
+        self._last_seq = seq
+        self._seqs.append(seq)
+        self._pkeys.append(pkey)
+        self._evidence.append(evidence)
+        if len(self._seqs) >= _EVIDENCE_CHUNK:
+            self._write_evidence()
+        added = 0
+        if org_bkey is not None:
+            self._org_buffers[(org_bkey + _KEY_OFFSET) >> _SHIFT].append(
+                (org_bkey, ORG, dayn, seq, pkey, text)
+            )
+            added = 1
+        if postcode_bkey is not None:
+            part = (postcode_bkey + _KEY_OFFSET) >> _SHIFT
+            self._postcode_buffers[part].append((postcode_bkey, POSTCODE, dayn, seq, pkey))
+            self._postcode_texts[part].append(text)  # type: ignore[index]
+            added += 1
+        if scode is not None and pkey is not None:
+            self._person_buffers[(pkey + _KEY_OFFSET) >> _SHIFT].append(
+                (pkey, dayn, seq, value, scode, sys_id, org_id, rid)
+            )
+            added += 1
+        if added:
+            self._buffered += added
+            if self._buffered >= _BATCH:
+                self.flush()
 
-    def _flush(self) -> None:
-        if not self._records:
+    def _write_evidence(self) -> None:
+        if not self._seqs:
             return
-        self._evidence_file.write(b"".join(self._evidence))
-        self._evidence.clear()
-        self._db.execute("BEGIN")
-        self._db.executemany(_INSERT, self._records)
-        self._db.execute("COMMIT")
-        self._records.clear()
+        # each record packed on its own, so a look-up unpacks one record, not the whole chunk
+        blob = marshal.dumps((self._seqs, self._pkeys, [_pack(ev) for ev in self._evidence]), _FORMAT)
+        f = self._evidence_file
+        f.seek(0, 2)
+        self._chunk_first_seq.append(self._seqs[0])
+        self._chunk_at.append(f.tell())
+        self._evidence_end = f.tell() + len(blob)
+        f.write(blob)
+        self._seqs, self._pkeys, self._evidence = [], [], []
 
-    flush = _flush
+    def flush(self) -> None:
+        """Write the buffered rows out (they are read back all the same: this only frees memory)."""
+        self._rows_file.seek(0, 2)
+        self._org.write()
+        self._postcode.write()
+        self._person.write()
+        self._buffered = 0
 
     def candidates_sorted(self, min_people: int) -> Iterator[tuple[int, int, int, int, int, bytes | None]]:
-        """(bkey, stype, dayn, seq, pkey, folded rationale) grouped by (stype, bkey), by day then seq within a
-        group.
+        """(bkey, stype, dayn, seq, pkey, folded rationale): the organisation rows (stype 0), then the
+        postcode rows (stype 1), each ordered by bkey, then day, then seq.
 
         Postcode keys with fewer than ``min_people`` different people are left out; organisation keys
         are not filtered (see the module docstring)."""
-        self._flush()
-        yield from self._db.execute(
-            "SELECT org_bkey, 0, dayn, seq, pkey, text FROM rec WHERE org_bkey IS NOT NULL "
-            "ORDER BY org_bkey, dayn, seq"
-        )
-        yield from self._db.execute(
-            "SELECT pc_bkey, 1, dayn, seq, pkey, text FROM rec WHERE pc_bkey IN ("
-            "  SELECT pc_bkey FROM rec WHERE pc_bkey IS NOT NULL GROUP BY pc_bkey"
-            "  HAVING COUNT(DISTINCT pkey) >= ?) "
-            "ORDER BY pc_bkey, dayn, seq",
-            (min_people,),
-        )
+        self.flush()  # so that the buffers are empty while the file is read
+        for rows, _ in self._org.scan():
+            for group in _sorted_groups(rows, _BY_DAY):
+                yield from group
+        for keys, read_texts in self._postcode.scan():
+            busy = _busy_keys(keys, min_people)
+            if not busy:
+                continue  # the texts are not even read
+            texts = read_texts()
+            rows = [(*row, text) for row, text in zip(keys, texts, strict=True) if row[0] in busy]
+            for group in _sorted_groups(rows, _BY_DAY):
+                yield from group
 
     def people_sorted(self) -> Iterator[tuple[int, ...]]:
-        """(pkey, dayn, seq, value, scode, sys_id, org_id, rid) for people with more than one record,
-        ordered by person, then day."""
-        self._flush()
-        yield from self._db.execute(
-            "SELECT pkey, dayn, seq, value, scode, sys_id, org_id, rid FROM rec "
-            "WHERE scode IS NOT NULL AND pkey IN ("
-            "  SELECT pkey FROM rec WHERE scode IS NOT NULL GROUP BY pkey HAVING COUNT(*) > 1) "
-            "ORDER BY pkey, dayn, seq"
-        )
+        """(pkey, dayn, seq, value, scode, sys_id, org_id, rid) for people with more than one record
+        that has a status, ordered by person, then day, then seq."""
+        self.flush()
+        for rows, _ in self._person.scan():
+            records = Counter(map(_KEY, rows))  # counted in C: most people have one record
+            rows = [row for row in rows if records[row[0]] > 1]
+            for group in _sorted_groups(rows, _PERSON_DAY):
+                yield from group
 
     def records(self, seqs: list[int]) -> dict[int, dict[str, Any]]:
         """The stored evidence and context of the given records (``EVIDENCE_FIELDS``, ``seq`` and
-        ``pkey``), by ``seq``."""
-        self._flush()
-        f = self._evidence_file
-        f.flush()
+        ``pkey``), by ``seq``; a seq never stored is left out."""
         out: dict[int, dict[str, Any]] = {}
-        for start in range(0, len(seqs), _TEXT_BATCH):
-            chunk = seqs[start : start + _TEXT_BATCH]
-            marks = ",".join("?" * len(chunk))
-            for seq, pkey, at, size in self._db.execute(
-                f"SELECT seq, pkey, ev_at, ev_len FROM rec WHERE seq IN ({marks})", chunk
-            ).fetchall():
-                f.seek(at)
-                row = dict(zip(EVIDENCE_FIELDS, marshal.loads(f.read(size)), strict=True))
-                row["seq"], row["pkey"] = seq, pkey
-                out[seq] = row
-        f.seek(0, 2)  # back to the end, should more records be added
+        for seq in sorted(set(seqs)):
+            chunk = self._chunk_of(seq)
+            if chunk is None:
+                continue
+            chunk_seqs, pkeys, evidence = chunk
+            i = bisect_right(chunk_seqs, seq) - 1
+            if i < 0 or chunk_seqs[i] != seq:
+                continue
+            packed = evidence[i]
+            values = marshal.loads(packed) if packed.__class__ is bytes else packed  # else still buffered
+            row = dict(zip(EVIDENCE_FIELDS, values, strict=True))
+            row["seq"], row["pkey"] = seq, pkeys[i]
+            out[seq] = row
         return out
+
+    def _chunk_of(self, seq: int) -> _Chunk | None:
+        """The evidence chunk that would hold ``seq``: written (one read, the last one kept) or buffered."""
+        if self._seqs and seq >= self._seqs[0]:
+            return self._seqs, self._pkeys, self._evidence
+        n = bisect_right(self._chunk_first_seq, seq) - 1
+        if n < 0:
+            return None
+        cached = self._cached_chunk
+        if cached is not None and cached[0] == n:
+            return cached[1]
+        f = self._evidence_file
+        f.flush()  # nothing pending after the first look-up: one cheap call
+        at = self._chunk_at[n]
+        end = self._chunk_at[n + 1] if n + 1 < len(self._chunk_at) else self._evidence_end
+        chunk = marshal.loads(os.pread(f.fileno(), end - at, at))
+        self._cached_chunk = (n, chunk)
+        return chunk
 
     def close(self) -> None:
         try:
-            self._db.close()
+            self._rows_file.close()
             self._evidence_file.close()
         finally:
             self._dir.cleanup()
@@ -178,3 +332,46 @@ class SpillStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _sorted_groups(
+    rows: list[tuple[Any, ...]], by_day: Callable[[tuple[Any, ...]], Any]
+) -> Iterator[list[tuple[Any, ...]]]:
+    """The rows of one partition grouped by key (``row[0]``), groups in key order, each group in day
+    order. Rows were added in increasing seq order and the sort is stable, so ties keep seq order."""
+    groups: dict[int, list[tuple[Any, ...]]] = {}
+    for row in rows:
+        group = groups.get(row[0])
+        if group is None:
+            groups[row[0]] = [row]
+        else:
+            group.append(row)
+    for key in sorted(groups):
+        group = groups[key]
+        group.sort(key=by_day)
+        yield group
+
+
+def _pack(evidence: tuple[Any, ...]) -> bytes:
+    try:
+        return marshal.dumps(evidence)
+    except ValueError:  # a str subclass from some source: store it as the plain text it is
+        return marshal.dumps(tuple(str.__str__(v) if isinstance(v, str) else v for v in evidence))
+
+
+def _busy_keys(rows: list[tuple[Any, ...]], min_people: int) -> set[int]:
+    """The keys (``row[0]``) shared by at least ``min_people`` different people (``row[4]``)."""
+    records = Counter(map(_KEY, rows))  # counted in C: a key with too few records has too few people
+    maybe = {key for key, n in records.items() if n >= min_people}
+    if not maybe:
+        return maybe
+    people: dict[int, set[Any]] = {}
+    for row in rows:
+        if row[0] not in maybe or row[4] is None:  # no person key: counts as nobody
+            continue
+        who = people.get(row[0])
+        if who is None:
+            people[row[0]] = {row[4]}
+        else:
+            who.add(row[4])
+    return {key for key, who in people.items() if len(who) >= min_people}
