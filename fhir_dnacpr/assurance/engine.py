@@ -389,15 +389,11 @@ class AuditRun:
             label = self.pseudo.label_of_key(pkey) if pkey is not None else "(no valid NHS number)"
             show = self._show
             person = patient_display(d.patient, label, True) if show else label
-            record_id = source.record_id
-            if not show and 10 <= len(record_id) <= 12:  # what mask_record_id looks at, without the call
-                record_id = mask_record_id(record_id, show)
-            file, location = source.file, source.location
             plain = EvidenceRef(
                 source.system,
-                record_id,
+                mask_record_id(source.record_id, show),
                 person,
-                f"{file}, {location}" if file and location else file or location or None,
+                _origin(source.file, source.location),
                 org,
                 _DECISION_TEXT[d.decision],
                 day_iso,

@@ -34,22 +34,20 @@ def normalised_words(text: str | None) -> list[bytes]:
     """The words of ``normalise(text)``, UTF-8 encoded: ``normalise`` is their ``" ".join``, decoded.
 
     The sweep hashes the word tuple (equal tuples, equal normalised text) and builds shingles from the
-    same list, so each text is folded and split once. Bytes, because ASCII text (nearly all of it)
-    folds with ``bytes.translate``, several times faster than ``str.translate``; other text goes the
-    ``str`` way and is encoded after (UTF-8 keeps words distinct, so the words compare the same).
+    same list, so each text is folded and split once.
     """
-    if not text:
-        return []
-    if text.isascii():
-        return text.encode().lower().translate(_FOLD_ASCII).split()
-    return " ".join(text.lower().translate(_FOLD).split()).encode().split()
+    return folded(text).split()
 
 
 def folded(text: str | None) -> bytes:
-    """The text folded as ``normalised_words`` folds it, not yet split: ``folded(t).split() ==
-    normalised_words(t)``. The audit folds each candidate's rationale once, as it arrives, and keeps
-    these bytes for the sweep, which then only splits them (no decoding, re-encoding or folding of
-    text read back from disk)."""
+    """The text folded as ``normalise`` folds it, UTF-8 encoded and not yet split into words.
+
+    The audit folds each candidate's rationale once, as it arrives, and keeps these bytes for the
+    sweep, which then only splits them (no decoding, re-encoding or folding of text read back from
+    disk). Bytes, because ASCII text (nearly all of it) folds with ``bytes.translate``, several times
+    faster than ``str.translate``; other text goes the ``str`` way and is encoded after (UTF-8 keeps
+    words distinct, so the words compare the same).
+    """
     if not text:
         return b""
     if text.isascii():
