@@ -27,6 +27,7 @@ from fhir_dnacpr.model import (
     CprDecisionValue,
     FormType,
     Organisation,
+    PartyRole,
     Person,
     Professional,
     RecordStatus,
@@ -176,16 +177,6 @@ def _human_name(family: str | None, given: tuple[str, ...]) -> list[dict] | None
     if given_list:
         name["given"] = given_list
     return [name] if name else None
-
-
-def _meta(profile: str, source: SourceRef | None = None, status: RecordStatus | None = None) -> dict:
-    meta: dict[str, Any] = {}
-    if source is not None and source.last_updated is not None:
-        meta["lastUpdated"] = fhir_datetime(source.last_updated)
-    meta["profile"] = [profile]
-    if status is not None:
-        meta["tag"] = [{"system": c.CS_RECORD_STATUS, "code": str(status)}]
-    return meta
 
 
 def _item_meta(profiles: list[str], source: SourceRef, status: RecordStatus) -> dict:
@@ -364,7 +355,7 @@ class _Builder:
         return resource
 
     def related_person(self, party: RelatedParty, person: Person, patient_ref: dict) -> dict:
-        role = str(party.role) if party.role else "other"
+        role = str(party.role) if party.role else str(PartyRole.OTHER)
         resource: Resource = {
             "resourceType": "RelatedPerson",
             "id": self.ids.id_for("RelatedPerson", person.nhs_number, role, party.name),
@@ -372,24 +363,21 @@ class _Builder:
             "extension": [_coded_extension(c.EXT_RELATED_PARTY_ROLE, c.CS_RELATED_PARTY_ROLE, role, False)],
             "patient": patient_ref,
         }
-        if role == "lpa-health-welfare":
-            if party.relationship:
-                resource["relationship"] = [{"coding": _HPOWATT_CODING, "text": party.relationship}]
-            else:
-                resource["relationship"] = [{"coding": _HPOWATT_CODING}]
-        elif party.relationship:
-            resource["relationship"] = [{"text": party.relationship}]
+        relationship: dict[str, Any] = {}
+        if role == PartyRole.LPA_HEALTH_WELFARE:
+            relationship["coding"] = _HPOWATT_CODING
+        if party.relationship:
+            relationship["text"] = party.relationship
+        if relationship:
+            resource["relationship"] = [relationship]
         if party.name:
             resource["name"] = [{"text": party.name}]
-        phone = party.phone
-        email = party.email
-        if phone or email:
-            if phone and email:
-                telecom = [{"system": "phone", "value": phone}, {"system": "email", "value": email}]
-            elif phone:
-                telecom = [{"system": "phone", "value": phone}]
-            else:
-                telecom = [{"system": "email", "value": email}]
+        telecom = []
+        if party.phone:
+            telecom.append({"system": "phone", "value": party.phone})
+        if party.email:
+            telecom.append({"system": "email", "value": party.email})
+        if telecom:
             resource["telecom"] = telecom
         return self.add(resource)
 
@@ -432,13 +420,13 @@ class _Builder:
         patient_ref = self.patient(d.patient)
         not_for_cpr = d.decision == CprDecisionValue.NOT_FOR_CPR
         extension: list[dict] = [_FINDING[not_for_cpr]]
-        if d.review_date:
-            review = [{"url": "date", "valueDate": _date_text(d.review_date)}]
+        if d.review_date or d.review_indefinite:
+            review = []
+            if d.review_date:
+                review.append({"url": "date", "valueDate": _date_text(d.review_date)})
             if d.review_indefinite:
                 review.append(_REVIEW_INDEFINITE)
             extension.append({"url": c.EXT_REVIEW_DATE, "extension": review})
-        elif d.review_indefinite:
-            extension.append({"url": c.EXT_REVIEW_DATE, "extension": [_REVIEW_INDEFINITE]})
         if d.rationale:
             extension.append({"url": c.EXT_CLINICAL_RATIONALE, "valueString": d.rationale})
         if d.capacity:
@@ -516,14 +504,13 @@ class _Builder:
             if p.care_priority_text:
                 priority.append({"url": "text", "valueString": p.care_priority_text})
             extension.append({"url": c.EXT_RESPECT_CARE_PRIORITY, "extension": priority})
-        if p.preferred_place_of_death:
-            concept = codeable_concept(p.preferred_place_of_death)
+        for url, place in (
+            (c.EXT_PREFERRED_PLACE_OF_DEATH, p.preferred_place_of_death),
+            (c.EXT_PREFERRED_PLACE_OF_CARE, p.preferred_place_of_care),
+        ):
+            concept = codeable_concept(place) if place else None
             if concept:
-                extension.append({"url": c.EXT_PREFERRED_PLACE_OF_DEATH, "valueCodeableConcept": concept})
-        if p.preferred_place_of_care:
-            concept = codeable_concept(p.preferred_place_of_care)
-            if concept:
-                extension.append({"url": c.EXT_PREFERRED_PLACE_OF_CARE, "valueCodeableConcept": concept})
+                extension.append({"url": url, "valueCodeableConcept": concept})
         if p.has_adrt is not None or p.adrt_location:
             adrt: list[dict] = []
             if p.has_adrt is not None:
@@ -558,10 +545,9 @@ class _Builder:
             custodian = self.organization(p.custodian)
             if custodian:
                 plan["contributor"] = [custodian]
-        if p.conditions:
-            addresses = [ref for ref in (self.condition(source, x, patient_ref) for x in p.conditions) if ref]
-            if addresses:
-                plan["addresses"] = addresses
+        addresses = [ref for ref in (self.condition(source, x, patient_ref) for x in p.conditions) if ref]
+        if addresses:
+            plan["addresses"] = addresses
         supporting: list[dict] = []
         if p.cpr_decision_record_id:
             supporting.append(
@@ -572,24 +558,22 @@ class _Builder:
             )
         if p.document_location:
             supporting.append(self.document(source, p.document_location, patient_ref))
-        for party in p.lpa:
-            supporting.append(self.related_person(party, p.patient, patient_ref))
-        for party in p.people_to_involve:
+        for party in (*p.lpa, *p.people_to_involve):
             supporting.append(self.related_person(party, p.patient, patient_ref))
         if supporting:
             plan["supportingInfo"] = supporting
-        if p.treatment_recommendations:
-            activity = []
-            for rec in p.treatment_recommendations:
-                detail: dict[str, Any] = {}
-                concept = codeable_concept(rec.treatment)
-                if concept:
-                    detail["code"] = concept
-                detail["status"] = "not-started"
-                detail["doNotPerform"] = bool(rec.do_not_perform)
-                if rec.note:
-                    detail["description"] = rec.note
-                activity.append({"detail": detail})
+        activity = []
+        for rec in p.treatment_recommendations:
+            detail: dict[str, Any] = {}
+            concept = codeable_concept(rec.treatment)
+            if concept:
+                detail["code"] = concept
+            detail["status"] = "not-started"
+            detail["doNotPerform"] = bool(rec.do_not_perform)
+            if rec.note:
+                detail["description"] = rec.note
+            activity.append({"detail": detail})
+        if activity:
             plan["activity"] = activity
         self.out.insert(start, plan)
 
