@@ -315,8 +315,6 @@ def _day(value: date | datetime) -> date:
 
 
 def _location(origin: Origin) -> str:
-    if origin.index is None and not origin.path and origin.line is not None:
-        return f"line {origin.line}"  # a CSV or NDJSON line: the common case, without the list
     parts = []
     if origin.line is not None:
         parts.append(f"line {origin.line}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-_NHS_WEIGHTS = (10, 9, 8, 7, 6, 5, 4, 3, 2)
 _ODS = re.compile(r"^[A-Z0-9]{3,10}$")
 _GMC = re.compile(r"^\d{7}$")
 _NMC = re.compile(r"^\d{2}[A-Z]\d{4}[A-Z]$")
@@ -13,9 +12,20 @@ _HCPC = re.compile(r"^[A-Z]{2}\d{5,6}$")
 
 def normalise_nhs_number(value: str) -> str:
     """Strip the spaces and hyphens people type (``943 476 5919``) — nothing else is forgiven."""
-    if " " in value or "-" in value:
-        value = value.replace(" ", "").replace("-", "")
-    return value.strip()
+    return value.replace(" ", "").replace("-", "").strip()
+
+
+def _modulus_11(digits: bytes) -> int | None:
+    """The check digit for the first nine of ``digits`` (ASCII), or None for remainder 10.
+
+    Weights 10..2 written out: ASCII digit bytes are the digit plus 48, and the weights sum to 54.
+    """
+    d = digits
+    total = d[0] * 10 + d[1] * 9 + d[2] * 8 + d[3] * 7 + d[4] * 6 + d[5] * 5 + d[6] * 4 + d[7] * 3 + d[8] * 2
+    check = 11 - (total - 48 * 54) % 11
+    if check == 11:
+        return 0
+    return None if check == 10 else check
 
 
 def is_valid_nhs_number(value: str) -> bool:
@@ -25,21 +35,15 @@ def is_valid_nhs_number(value: str) -> bool:
     """
     if len(value) != 10 or not (value.isascii() and value.isdigit()):
         return False
-    d = value.encode("ascii")  # ASCII digits: byte - 48 is the digit, and the weights sum to 54
-    total = d[0] * 10 + d[1] * 9 + d[2] * 8 + d[3] * 7 + d[4] * 6 + d[5] * 5 + d[6] * 4 + d[7] * 3 + d[8] * 2
-    check = 11 - (total - 48 * 54) % 11
-    if check == 11:
-        check = 0
-    return check != 10 and check == d[9] - 48
+    digits = value.encode("ascii")
+    return _modulus_11(digits) == digits[9] - 48
 
 
 def nhs_number_check_digit(first_nine: str) -> int | None:
     """The check digit completing ``first_nine``, or None when no valid number starts so."""
-    total = sum(int(d) * w for d, w in zip(first_nine, _NHS_WEIGHTS, strict=True))
-    check = 11 - total % 11
-    if check == 11:
-        return 0
-    return None if check == 10 else check
+    if len(first_nine) != 9 or not (first_nine.isascii() and first_nine.isdigit()):
+        raise ValueError("nhs_number_check_digit needs nine ASCII digits")
+    return _modulus_11(first_nine.encode("ascii"))
 
 
 def is_valid_ods_code(value: str) -> bool:
