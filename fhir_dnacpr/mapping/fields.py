@@ -752,44 +752,43 @@ def _generate_fields(spec: ObjectSpec, fast: bool = True) -> Callable[..., Any]:
             f"{indent}        memo{i}[{key}] = v",
         ]
 
+    def read_cell(i: int, node: Scalar) -> list[str]:
+        """``cell = data[column]``; a missing column sets ``v`` to INVALID (its error reported).
+        The caller writes the ``else:`` branch for a cell that was read."""
+        env[f"one{i}"] = node.one
+        env[f"missing{i}"] = node._missing_column
+        return [
+            "    try:",
+            f"        cell = data[{node.accessors[0].name!r}]",  # type: ignore[attr-defined]
+            "    except (KeyError, TypeError):",
+            f"        v = missing{i}(data, ctx)",
+        ]
+
     for i, (name, node) in enumerate(spec.nodes):
         accessor = node.accessors[0] if node.accessors else None
         single_column = len(node.accessors) == 1 and isinstance(accessor, Column)
         memo_column = None if isinstance(node, ObjectSpec) or not fast else _memo_cell(node)
         key = "(cell, ctx.today)" if _uses_today(node) else "cell"
         if fast and _plain_text(node):
-            env[f"one{i}"] = node.one  # type: ignore[attr-defined]
-            env[f"missing{i}"] = node._missing_column  # type: ignore[attr-defined]
             env[f"nulls{i}"] = node.nulls  # type: ignore[attr-defined]
             env[f"short{i}"] = max((len(v) for v in node.nulls), default=-1)  # type: ignore[attr-defined]
             body += [
-                "    try:",
-                f"        v = data[{accessor.name!r}]",  # type: ignore[union-attr]
-                "    except (KeyError, TypeError):",
-                f"        v = missing{i}(data, ctx)",
+                *read_cell(i, node),  # type: ignore[arg-type]
                 "        invalid = True",
                 "    else:",
-                "        if v:",
-                "            if v.__class__ is str:",
-                "                v = v.strip()",
+                "        if cell:",
+                "            if cell.__class__ is str:",
+                "                v = cell.strip()",
                 f"                if v and (len(v) > short{i} or v.lower() not in nulls{i}):",
                 "                    found = True",
                 f"                    kwargs[{name!r}] = v",
                 "            else:",
-                f"                v = one{i}(v, ctx)",
+                f"                v = one{i}(cell, ctx)",
                 *tail("                ", name),
             ]
             continue
         if isinstance(node, Scalar) and not node.many and single_column:
-            env[f"one{i}"] = node.one
-            env[f"missing{i}"] = node._missing_column
-            body += [
-                "    try:",
-                f"        cell = data[{accessor.name!r}]",  # type: ignore[union-attr]
-                "    except (KeyError, TypeError):",
-                f"        v = missing{i}(data, ctx)",
-                "    else:",
-            ]
+            body += [*read_cell(i, node), "    else:"]
             if memo_column is not None:
                 env[f"memo{i}"] = {}
                 body += [
