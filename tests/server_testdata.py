@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import requests
 
+from fhir_dnacpr.server.client import FhirClient
 from fhir_dnacpr.terminology.identifiers import nhs_number_check_digit
 
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
@@ -160,3 +162,21 @@ class Synthetic:
         for n in range(self.records):
             refs += [f"Patient/pat-{self.tag}-{n}", f"Consent/con-{self.tag}-{n}"]
         return refs
+
+
+def bundle_resources(directory: Path) -> Iterator[dict]:
+    """The resources of a convert output folder in bundle format, in order."""
+    for path in sorted(directory.glob("bundle-*.json")):
+        for entry in orjson.loads(path.read_bytes())["entry"]:
+            yield entry["resource"]
+
+
+def delete_all(client: FhirClient, resources: list[dict]) -> None:
+    """Remove this run's resources so a long-lived server does not collect them (best effort)."""
+    refs = list(dict.fromkeys(f"{r['resourceType']}/{r['id']}" for r in resources))
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [{"request": {"method": "DELETE", "url": ref}} for ref in refs],
+    }
+    client.request("POST", client.base_url, data=orjson.dumps(bundle))

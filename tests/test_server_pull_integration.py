@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from faultproxy import FaultProxy
-from server_testdata import Synthetic
+from server_testdata import Synthetic, bundle_resources, delete_all, nhs_numbers
 
 from fhir_dnacpr.server.bulk import STATE_FILE, BulkExporter
 from fhir_dnacpr.server.client import FhirClient
@@ -166,7 +166,7 @@ def test_pull_reverse_maps_into_the_spec_layout_and_converts_again(
 
     spec = load_spec(repo_root / "examples" / "epaccs" / "mapping.yaml")
     ids = IdFactory(f"pull-reverse-{uuid.uuid4().hex}".encode())
-    nhs = unused_nhs_number()
+    nhs = next(nhs_numbers(random.randrange(0, 990_000)))  # this run's patient is the only one
     export = tmp_path / "register.csv"
     with (repo_root / "examples" / "epaccs" / "register.csv").open(newline="", encoding="cp1252") as source:
         header, first_record = itertools.islice(csv.reader(source), 2)
@@ -176,7 +176,8 @@ def test_pull_reverse_maps_into_the_spec_layout_and_converts_again(
     first = tmp_path / "first"
     convert(ConvertOptions(export, spec, first, ids))
     assert Pusher(client).push_directory(first).failed == 0
-    consents = ndjson_resources(first, "Consent")
+    sent = list(bundle_resources(first))
+    consents = [r for r in sent if r["resourceType"] == "Consent"]
     pulled = tmp_path / "pulled"
     try:
         Puller(client).pull(PullQuery(patient=nhs), pulled)
@@ -185,33 +186,7 @@ def test_pull_reverse_maps_into_the_spec_layout_and_converts_again(
         again = tmp_path / "again"
         result = convert(ConvertOptions(pulled / "records.csv", spec, again, ids))
         assert result.records_rejected == 0 and result.records_converted == 1
-        (consent,) = ndjson_resources(again, "Consent")
+        (consent,) = [r for r in bundle_resources(again) if r["resourceType"] == "Consent"]
         assert consent["id"] in {c["id"] for c in consents}, "the same decision comes back under the same id"
     finally:
-        sent = [r for t in ("Consent", "CarePlan", "Patient") for r in ndjson_resources(first, t)]
-        delete = {"resourceType": "Bundle", "type": "batch", "entry": []}
-        delete["entry"] = [
-            {"request": {"method": "DELETE", "url": f"{r['resourceType']}/{r['id']}"}} for r in sent
-        ]
-        client.request("POST", client.base_url, data=json.dumps(delete).encode())
-
-
-def unused_nhs_number() -> str:
-    """A random valid 999-range NHS number (Modulus 11), so this run's patient is the only one."""
-    from fhir_dnacpr.terminology.identifiers import nhs_number_check_digit
-
-    while True:
-        stem = f"999{random.randrange(10**6):06d}"
-        digit = nhs_number_check_digit(stem)
-        if digit is not None:
-            return f"{stem}{digit}"
-
-
-def ndjson_resources(directory: Path, resource_type: str) -> list[dict]:
-    """Resources of one type from a convert output folder (bundle files)."""
-    found = []
-    for path in sorted(directory.glob("bundle-*.json")):
-        for entry in json.loads(path.read_text())["entry"]:
-            if entry["resource"]["resourceType"] == resource_type:
-                found.append(entry["resource"])
-    return found
+        delete_all(client, sent)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from server_testdata import bundle_resources, delete_all
 
 from fhir_dnacpr.fhir.ids import IdFactory
 from fhir_dnacpr.fhir.parse import index_resources, parse_records
@@ -212,12 +213,6 @@ def assert_same_records(
         assert by_key[key] == want, f"{key[1]} differs after the round trip"
 
 
-def bundle_resources(directory: Path) -> Iterator[dict]:
-    for path in sorted(directory.glob("bundle-*.json")):
-        for entry in json.loads(path.read_text())["entry"]:
-            yield entry["resource"]
-
-
 @pytest.fixture()
 def client(fhir_base_url: str) -> Iterator[FhirClient]:
     with FhirClient(fhir_base_url, retry=FAST) as running:
@@ -334,14 +329,3 @@ def assert_reverse_mapped(
 
 def is_superseded(record: CareRecord) -> bool:
     return any(item.status is RecordStatus.SUPERSEDED for item in (record.decision, record.plan) if item)
-
-
-def delete_all(client: FhirClient, resources: list[dict]) -> None:
-    """Remove this run's resources so a long-lived server does not collect them (best effort)."""
-    refs = list(dict.fromkeys(f"{r['resourceType']}/{r['id']}" for r in resources))
-    bundle = {
-        "resourceType": "Bundle",
-        "type": "transaction",
-        "entry": [{"request": {"method": "DELETE", "url": ref}} for ref in refs],
-    }
-    client.request("POST", client.base_url, data=orjson.dumps(bundle))
