@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 import requests
 from requests.adapters import BaseAdapter
 
 from fhir_dnacpr.server.auth import Auth
-from fhir_dnacpr.server.client import FhirClient
+from fhir_dnacpr.server.client import FhirClient, json_body
 from fhir_dnacpr.server.errors import FhirResponseError, UnreachableError
 from fhir_dnacpr.server.retry import RetryPolicy
 
@@ -188,3 +189,34 @@ def test_pool_is_sized_to_the_concurrency() -> None:
     client = FhirClient("http://fhir.test/fhir", pool_size=8)
     adapter = client.session.get_adapter("http://fhir.test/")
     assert adapter._pool_maxsize == 8  # type: ignore[attr-defined]
+
+
+def test_json_bodies_are_sent_as_utf8_fhir_json() -> None:
+    client, adapter, _ = make_client([200])
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [{"resource": {"name": "Zoë"}}]}
+    client.request("POST", "", json=bundle)
+    sent = adapter.sent[0]
+    assert sent.headers["Content-Type"] == "application/fhir+json"
+    assert isinstance(sent.body, bytes)
+    assert "Zoë".encode() in sent.body
+    assert orjson.loads(sent.body) == bundle
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b'{"resourceType":"Bundle","entry":[]}', {"resourceType": "Bundle", "entry": []}),
+        (b'\xef\xbb\xbf{"resourceType":"Bundle"}', {"resourceType": "Bundle"}),
+        ('{"family":"Brontë"}'.encode(), {"family": "Brontë"}),
+        (b"", None),
+        (b"<html><body>Bad gateway</body></html>", None),
+        (b'{"resourceType":"Bundle","entry":[{"respo', None),
+        ('{"family":"Brontë"}'.encode("latin-1"), None),
+    ],
+    ids=["json", "bom", "utf8", "empty", "html", "truncated", "not-utf8"],
+)
+def test_json_body_reads_fhir_json_and_nothing_else(body: bytes, expected: Any) -> None:
+    response = requests.Response()
+    response.status_code = 200
+    response._content = body
+    assert json_body(response) == expected

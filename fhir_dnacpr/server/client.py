@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+import orjson
 import requests
 from requests.adapters import HTTPAdapter
 
@@ -146,7 +147,11 @@ class FhirClient:
             "X-Request-ID": str(uuid.uuid4()),
             "X-Correlation-ID": self.correlation_id,
         }
-        if json is not None or data is not None:
+        if json is not None:
+            # orjson, not requests' stdlib encoder: a 500-entry bundle encodes ~10x faster, and the
+            # encoding runs on the cores the server under test (or the rest of the pipeline) needs.
+            data = orjson.dumps(json)
+        if data is not None:
             request_headers["Content-Type"] = FHIR_JSON
         if headers:
             request_headers.update(headers)
@@ -160,7 +165,6 @@ class FhirClient:
                     method,
                     url,
                     params=params,
-                    json=json,
                     data=data,
                     headers=request_headers,
                     auth=self.auth if same_origin else None,
@@ -249,10 +253,17 @@ def expect_json(response: requests.Response) -> dict[str, Any]:
 
 
 def json_body(response: requests.Response) -> Any:
-    """Parsed JSON body, or None for an empty, HTML or truncated body."""
+    """Parsed JSON body, or None for an empty, HTML, truncated or non-UTF-8 body.
+
+    FHIR JSON is UTF-8 (a leading byte-order mark is tolerated); orjson parses the raw bytes without
+    requests' decode-then-parse detour, which matters for transaction responses of hundreds of entries.
+    """
+    content = response.content
+    if content.startswith(b"\xef\xbb\xbf"):
+        content = content[3:]
     try:
-        return response.json()
-    except ValueError:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
         return None
 
 
