@@ -120,7 +120,9 @@ public class JpaServerConfig {
 			ConfigurableListableBeanFactory theBeanFactory,
 			FhirContext theFhirContext,
 			JpaStorageSettings theStorageSettings,
-			DataSource theDataSource) {
+			DataSource theDataSource,
+			@Value("${testserver.jdbc-batch-size:100}") int theJdbcBatchSize,
+			@Value("${testserver.order-writes:true}") boolean theOrderWrites) {
 		LocalContainerEntityManagerFactoryBean factory =
 				HapiEntityManagerFactoryUtil.newEntityManagerFactory(theBeanFactory, theFhirContext, theStorageSettings);
 		factory.setPersistenceUnitName("HAPI_PU");
@@ -130,7 +132,10 @@ public class JpaServerConfig {
 		jpa.put("hibernate.hbm2ddl.auto", "update");
 		jpa.put("hibernate.format_sql", "false");
 		jpa.put("hibernate.show_sql", "false");
-		jpa.put("hibernate.jdbc.batch_size", "20");
+		jpa.put("hibernate.jdbc.batch_size", Integer.toString(theJdbcBatchSize));
+		// Grouping inserts/updates by table lets one JDBC batch carry a whole transaction's rows of a kind.
+		jpa.put("hibernate.order_inserts", Boolean.toString(theOrderWrites));
+		jpa.put("hibernate.order_updates", Boolean.toString(theOrderWrites));
 		jpa.put("hibernate.cache.use_query_cache", "false");
 		jpa.put("hibernate.cache.use_second_level_cache", "false");
 		jpa.put("hibernate.cache.use_structured_entries", "false");
