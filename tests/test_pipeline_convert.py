@@ -252,7 +252,7 @@ from zoneinfo import ZoneInfo  # noqa: E402
 from hypothesis import given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from fhir_dnacpr.pipeline.convert import _order_key, _raw_digest, _RawDigests  # noqa: E402
+from fhir_dnacpr.pipeline.convert import NO_ORDER, _order_key, _raw_digest, _RawDigests  # noqa: E402
 from fhir_dnacpr.sources.base import Origin, RawRecord  # noqa: E402
 
 VALUES = st.recursive(
@@ -307,10 +307,109 @@ INSTANTS = st.builds(
 )
 
 
-@given(st.none() | INSTANTS, st.none() | st.dates() | INSTANTS)
-def test_order_key_text_is_the_utc_isoformat(last_updated, fallback) -> None:
-    assert _order_key(last_updated, fallback) == _order_key_reference(last_updated, fallback)
+ORDER_VALUES = st.tuples(st.none() | INSTANTS, st.none() | st.dates() | INSTANTS)
+
+
+def _sign(a, b) -> int:
+    return (a > b) - (a < b)
+
+
+@given(ORDER_VALUES, ORDER_VALUES)
+def test_order_key_orders_like_the_utc_isoformat_text(first, second) -> None:
+    # The ledger sorts by this key; the integer must order (and tie) exactly as the UTC text does.
+    assert _sign(_order_key(*first), _order_key(*second)) == _sign(
+        _order_key_reference(*first), _order_key_reference(*second)
+    )
+
+
+@given(ORDER_VALUES)
+def test_order_key_is_below_nothing_only_without_a_date(values) -> None:
+    assert (_order_key(*values) == NO_ORDER) == (values == (None, None))
 
 
 def test_order_key_of_a_date_sorts_with_instants() -> None:
-    assert _order_key(None, date(2024, 3, 1)) == "2024-03-01T00:00:00+00:00"
+    assert _order_key(None, date(2024, 3, 1)) == _order_key(datetime(2024, 3, 1, tzinfo=UTC), None)
+    assert _order_key(None, date(2024, 3, 1)) < _order_key(datetime(2024, 3, 1, 0, 0, 0, 1), None)
+
+
+@given(INSTANTS, ZONES)
+def test_order_key_ties_exactly_when_the_text_does(instant, zone) -> None:
+    # The same instant written in another zone (or a naive time read as UTC) must tie, as its text does.
+    other = instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant
+    other = other.astimezone(zone) if zone is not None else other.astimezone(UTC).replace(tzinfo=None)
+    same_text = _order_key_reference(instant, None) == _order_key_reference(other, None)
+    assert (_order_key(instant, None) == _order_key(other, None)) == same_text
+
+
+# --- _note_items makes each keyed hash and order key once per record: the same ledger rows --------
+
+import dataclasses  # noqa: E402
+import functools  # noqa: E402
+
+from fhir_dnacpr.model import RecordStatus  # noqa: E402
+from fhir_dnacpr.pipeline.convert import _LedgerKeys, _note_items  # noqa: E402
+
+
+class _Rows:
+    """Stands in for the ledger: records what ``add_item`` is given."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple] = []
+
+    def add_item(self, *row) -> None:
+        self.rows.append(row)
+
+
+def _note_items_plain(ledger, keys, seq, record) -> None:
+    for kind, item in (("decision", record.decision), ("plan", record.plan)):
+        if item is not None:
+            clinical_date = item.decision_date if kind == "decision" else item.created
+            ledger.add_item(
+                seq,
+                kind,
+                keys(item.source.system, item.source.record_id),
+                keys(item.source.system, item.patient.nhs_number),
+                _order_key(item.source.last_updated, clinical_date),
+                item.status is RecordStatus.ACTIVE,
+            )
+
+
+@functools.cache
+def _example_records() -> list:
+    spec = load_spec(EPACCS / "mapping.yaml")
+    mapped = [spec.map(raw, today=date(2025, 6, 1)).record for raw in spec.read(EPACCS / "register.csv")]
+    return [r for r in mapped if r is not None and r.decision is not None and r.plan is not None]
+
+
+PLAN_CHANGES = st.fixed_dictionaries(
+    {},
+    optional={
+        "record_id": st.sampled_from(["other-id", "EP-0001"]),
+        "system": st.sampled_from(["https://other.example/system"]),
+        "last_updated": st.none() | INSTANTS,
+        "nhs_number": st.sampled_from([nhs(7), nhs(8)]),
+        "created": st.none() | st.dates(),
+    },
+)
+
+
+@given(PLAN_CHANGES, st.booleans())
+def test_note_items_gives_the_ledger_what_the_plain_form_gives(changes, drop_decision) -> None:
+    keys = _LedgerKeys()
+    for record in _example_records()[:3]:
+        plan = record.plan
+        source = dataclasses.replace(
+            plan.source,
+            **{k: v for k, v in changes.items() if k in ("record_id", "system", "last_updated")},
+        )
+        patient = dataclasses.replace(
+            plan.patient, nhs_number=changes.get("nhs_number", plan.patient.nhs_number)
+        )
+        plan = dataclasses.replace(
+            plan, source=source, patient=patient, created=changes.get("created", plan.created)
+        )
+        variant = dataclasses.replace(record, plan=plan, decision=None if drop_decision else record.decision)
+        fast, plain = _Rows(), _Rows()
+        _note_items(fast, keys, 5, variant)
+        _note_items_plain(plain, keys, 5, variant)
+        assert fast.rows == plain.rows

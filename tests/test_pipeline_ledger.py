@@ -6,9 +6,11 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fhir_dnacpr.pipeline.convert import NO_ORDER
 from fhir_dnacpr.pipeline.ledger import DIGEST_SIZE, DuplicateSet, Ledger, Verdict
 
 DIGESTS = st.integers(0, 40).map(lambda n: n.to_bytes(DIGEST_SIZE, "big"))
@@ -46,7 +48,7 @@ _REFERENCE = """
 """
 
 
-def _reference_verdicts(items: list[tuple[int, str, bytes, bytes, str, bool]]) -> set[tuple[int, str, str]]:
+def _reference_verdicts(items: list[tuple[int, str, bytes, bytes, int, bool]]) -> set[tuple[int, str, str]]:
     db = sqlite3.connect(":memory:")
     db.execute("CREATE TABLE item (seq, kind, record_key, patient_key, order_key, active)")
     db.executemany("INSERT INTO item VALUES (?, ?, ?, ?, ?, ?)", items)
@@ -62,16 +64,18 @@ ITEM = st.tuples(
     st.sampled_from(["decision", "plan"]),
     KEYS,
     KEYS,
-    st.sampled_from(["", "2024-01-01T00:00:00+00:00", "2024-02-01T00:00:00+00:00"]),
+    st.sampled_from([NO_ORDER, 1_704_067_200_000_000, 1_706_745_600_000_000]),
     st.booleans(),
 )
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.lists(st.lists(ITEM, min_size=1, max_size=2), max_size=25))
-def test_verdicts_equal_the_full_window_query(tmp_path_factory, records) -> None:
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.lists(ITEM, min_size=1, max_size=2), max_size=25), st.sampled_from([1, 4, 5000]))
+def test_verdicts_equal_the_full_window_query(tmp_path_factory, records, batch: int) -> None:
+    # Items are spooled in batches and only possible candidates reach SQLite: batches of 1 and 4
+    # cut the spool everywhere; the answer must still be the full query's over every item.
     path = Path(tmp_path_factory.mktemp("ledger")) / "ledger.sqlite"
-    ledger = Ledger(path)
+    ledger = Ledger(path, batch=batch)
     items = []
     try:
         for seq, record in enumerate(records):
@@ -84,3 +88,16 @@ def test_verdicts_equal_the_full_window_query(tmp_path_factory, records) -> None
     assert [seq for seq, _, _ in got] == sorted(seq for seq, _, _ in got)
     assert {(seq, kind, str(verdict)) for seq, kind, verdict in got} == _reference_verdicts(items)
     assert all(isinstance(verdict, Verdict) for _, _, verdict in got)
+    assert not path.with_name(path.name + ".items").exists(), "the spool is removed"
+
+
+def test_items_after_the_verdicts_are_refused_not_lost(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    try:
+        ledger.add_item(0, "decision", b"r" * 16, b"p" * 16, 0, True)
+        assert list(ledger.verdicts()) == []
+        ledger.add_item(1, "decision", b"r" * 16, b"p" * 16, 1, True)
+        with pytest.raises(RuntimeError):
+            list(ledger.verdicts())
+    finally:
+        ledger.close()

@@ -23,38 +23,49 @@ import tempfile
 from collections.abc import Hashable, Iterable, Mapping
 from pathlib import Path
 
+_PAIR_INDEX_MASK = 0xFFF
+_BIT_PAIRS = tuple((1 << (i & 63)) | (1 << (i >> 6)) for i in range(_PAIR_INDEX_MASK + 1))
+"""Every mask of two bit positions in a 64-bit word (one bit when they coincide), by 12 hash bits."""
+
 
 class BloomFilter:
     """A fixed-size set with false positives but no false negatives: ``2**bits_log2`` bits, two probes.
 
-    Probes come from Python's ``hash`` (SipHash, per-process seed), so the filter is for one process
-    and one run only; memory is fixed at creation (e.g. 2^26 bits = 8 MiB stays under ~4 % false
-    positives up to 7·10^6 keys) however many keys arrive.
+    Both probes of a key fall in one 64-bit word (a "blocked" Bloom filter): a filter of megabytes is
+    far larger than the CPU cache, so a key costs one cache miss instead of two, and one word read and
+    one word write in Python instead of two of each; the false-positive rate stays close to that of
+    free probes (2^26 bits hold 7·10^6 keys at ~4 %). Probes come from Python's ``hash`` (SipHash,
+    per-process seed), so the filter is for one process and one run only; memory is fixed at creation
+    however many keys arrive (at least one word, whatever ``bits_log2`` asks for).
     """
 
-    __slots__ = ("_bits", "_mask")
+    __slots__ = ("_word_mask", "_words")
 
     def __init__(self, bits_log2: int = 26) -> None:
         if not 3 <= bits_log2 <= 32:
             raise ValueError("bits_log2 must be between 3 and 32")
-        self._bits = bytearray(1 << (bits_log2 - 3))
-        self._mask = (1 << bits_log2) - 1
+        words_log2 = max(bits_log2 - 6, 0)
+        self._words = memoryview(bytearray(8 << words_log2)).cast("Q")
+        self._word_mask = (1 << words_log2) - 1
+
+    def _probe(self, key: Hashable) -> tuple[int, int]:
+        """(word, two-bit mask) of ``key``: the word from the hash's low bits, the bits from its high half."""
+        h = hash(key)
+        return h & self._word_mask, _BIT_PAIRS[(h >> 32) & _PAIR_INDEX_MASK]
 
     def add(self, key: Hashable) -> bool:
         """Remember ``key``; True when it may have been added before (False: certainly new)."""
-        h = hash(key)
-        a, b = h & self._mask, (h >> 32) & self._mask
-        bits = self._bits
-        seen = bits[a >> 3] & (1 << (a & 7)) and bits[b >> 3] & (1 << (b & 7))
-        bits[a >> 3] |= 1 << (a & 7)
-        bits[b >> 3] |= 1 << (b & 7)
-        return bool(seen)
+        word, mask = self._probe(key)
+        words = self._words
+        bits = words[word]
+        if bits & mask == mask:
+            return True
+        words[word] = bits | mask
+        return False
 
     def __contains__(self, key: Hashable) -> bool:
-        h = hash(key)
-        a, b = h & self._mask, (h >> 32) & self._mask
-        bits = self._bits
-        return bool(bits[a >> 3] & (1 << (a & 7)) and bits[b >> 3] & (1 << (b & 7)))
+        word, mask = self._probe(key)
+        return self._words[word] & mask == mask
 
 
 class RepeatFilter:
@@ -72,21 +83,10 @@ class RepeatFilter:
         self._repeated = BloomFilter(repeated_bits_log2)
 
     def note(self, keys: Iterable[Hashable]) -> None:
-        # ``BloomFilter.add`` inlined for both filters (the same probes as ``add`` and ``in``): this
-        # runs for every resource of an export.
-        seen, mask = self._seen._bits, self._seen._mask
-        repeated, repeated_mask = self._repeated._bits, self._repeated._mask
+        add_seen, add_repeated = self._seen.add, self._repeated.add
         for key in keys:
-            h = hash(key)
-            a, b = h & mask, (h >> 32) & mask
-            ia, ma, ib, mb = a >> 3, 1 << (a & 7), b >> 3, 1 << (b & 7)
-            if seen[ia] & ma and seen[ib] & mb:
-                a, b = h & repeated_mask, (h >> 32) & repeated_mask
-                repeated[a >> 3] |= 1 << (a & 7)
-                repeated[b >> 3] |= 1 << (b & 7)
-            else:
-                seen[ia] |= ma
-                seen[ib] |= mb
+            if add_seen(key):
+                add_repeated(key)
 
     def may_repeat(self, key: Hashable) -> bool:
         return key in self._repeated

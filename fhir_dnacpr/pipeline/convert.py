@@ -21,7 +21,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -126,23 +126,28 @@ class _RawDigests:
         return state.digest()
 
 
-def _order_key(last_updated: datetime | None, fallback: date | datetime | None) -> str:
-    """Sortable text: last-updated first, else the clinical date; all compared as UTC instants.
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NAIVE_EPOCH = datetime(1970, 1, 1)
+_EPOCH_DAY = date(1970, 1, 1)
+_MICROSECOND = timedelta(microseconds=1)
+_DAY = 86_400_000_000  # microseconds
+NO_ORDER = -(1 << 63)
+"""The order key of an item with no date at all: below every instant (SQLite's smallest integer)."""
 
-    Text equal to ``value`` (as an aware UTC datetime) ``.isoformat()``; ``astimezone`` is only paid
-    for the rare value in another zone.
+
+def _order_key(last_updated: datetime | None, fallback: date | datetime | None) -> int:
+    """Sort key: last-updated first, else the clinical date, as microseconds since 1970-01-01 UTC.
+
+    A date counts as its midnight UTC and a time without a zone as UTC. An integer because it is made
+    without converting zones or formatting text (this runs for every item) and SQLite compares it in
+    one step; it orders items exactly as the UTC ISO 8601 text of the instant would.
     """
     value = last_updated or fallback
     if value is None:
-        return ""
+        return NO_ORDER
     if not isinstance(value, datetime):
-        return value.isoformat() + "T00:00:00+00:00"
-    tz = value.tzinfo
-    if tz is None:
-        return value.isoformat() + "+00:00"
-    if tz is not UTC:
-        value = value.astimezone(UTC)
-    return value.isoformat()
+        return (value - _EPOCH_DAY).days * _DAY
+    return (value - (_NAIVE_EPOCH if value.tzinfo is None else _EPOCH)) // _MICROSECOND
 
 
 def _raw_copy(raw: RawRecord) -> Any:
@@ -170,24 +175,28 @@ class _LedgerKeys:
 
 
 def _note_items(ledger: Ledger, keys: _LedgerKeys, seq: int, record: CareRecord) -> None:
-    """Pass one: what the ledger needs about each item, as keyed hashes (no identifiers on disk)."""
-    patient: tuple[str, str, bytes] | None = None  # a plan's person is nearly always the decision's
+    """Pass one: what the ledger needs about each item, as keyed hashes (no identifiers on disk).
+
+    A record's plan nearly always shares its decision's person, source record and last-updated time,
+    so each keyed hash and order key is made once per record and only remade when the plan's differs.
+    """
+    patient: tuple[str, str, bytes] | None = None
+    record_key: tuple[str, str, bytes] | None = None
+    order: tuple[datetime | None, int] | None = None  # (the last-updated time it was made for, key)
     for kind, item in ((DECISION, record.decision), (PLAN, record.plan)):
         if item is None:
             continue
         source = item.source
-        system, nhs_number = source.system, item.patient.nhs_number
+        system, nhs_number, record_id = source.system, item.patient.nhs_number, source.record_id
         if patient is None or patient[0] != system or patient[1] != nhs_number:
             patient = (system, nhs_number, keys(system, nhs_number))
+        if record_key is None or record_key[0] != system or record_key[1] != record_id:
+            record_key = (system, record_id, keys(system, record_id))
+        last_updated = source.last_updated
         clinical_date = item.decision_date if kind == DECISION else item.created  # type: ignore[union-attr]
-        ledger.add_item(
-            seq,
-            kind,
-            keys(system, source.record_id),
-            patient[2],
-            _order_key(source.last_updated, clinical_date),
-            item.status is RecordStatus.ACTIVE,
-        )
+        if order is None or last_updated is None or order[0] is not last_updated:
+            order = (last_updated, _order_key(last_updated, clinical_date))
+        ledger.add_item(seq, kind, record_key[2], patient[2], order[1], item.status is RecordStatus.ACTIVE)
 
 
 def _verdict_stream(ledger: Ledger) -> Iterator[tuple[int, dict[str, Verdict]]]:
@@ -212,7 +221,8 @@ def _spill(spill: BinaryIO, seq: int, origin: str, items: list[Serialised]) -> N
     two). ``marshal`` suits a temporary file one interpreter writes and reads: it holds only ints,
     str, bytes, tuples and lists, and costs about a third of ``pickle`` each way."""
     blob = marshal.dumps((seq, origin, items))
-    spill.write(_FRAME.pack(len(blob)) + blob)
+    spill.write(_FRAME.pack(len(blob)))
+    spill.write(blob)  # not ``header + blob``: that would copy the record's bytes once more
 
 
 def _spilled(spill: BinaryIO) -> Iterator[tuple[int, str, list[Serialised]]]:

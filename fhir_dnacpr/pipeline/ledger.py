@@ -9,22 +9,29 @@ Nothing identifying is stored: patient and record keys are keyed hashes.
 Costs that matter at 10^6 rows: a random-key insert into a large SQLite index costs microseconds and
 a lookup more, so the duplicate set keeps a fixed-size Bloom filter in front (a record it has
 certainly not seen — nearly all of them — never touches SQLite) and writes its digests in sorted
-batches of thousands, one statement each; item rows go in with one ``executemany`` per batch.
+batches of thousands, one statement each.
 Verdicts need sorting, but only items sharing a record key or a person with another item can get
 one: each item row carries a flag set when a Bloom filter may have met one of its keys before, and
-the sort runs over the items whose keys appear on a flagged row (a few per cent), not over all.
+the sort runs over the items whose keys appear on a flagged row (a few per cent), not over all. So
+item rows are first spooled to a flat file (``marshal`` batches, a fraction of an SQLite insert) and
+only those that may be candidates — a flagged row's keys go into one more Bloom filter — are
+inserted, once pass one is over.
 """
 
 from __future__ import annotations
 
+import marshal
 import sqlite3
+import struct
 from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
+from typing import BinaryIO
 
 from fhir_dnacpr.fhir.seen import BloomFilter
 
 _BATCH = 5_000
+_FRAME = struct.Struct("<I")
 DIGEST_SIZE = 16
 """Bytes per raw-record digest (``is_duplicate`` refuses others: the batch insert slices by size)."""
 _DIGEST_BATCH = 16_384
@@ -85,8 +92,9 @@ class DuplicateSet:
 class Ledger:
     """Collects (seq, item) facts in pass one and yields verdicts ordered by seq for pass two."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, batch: int = _BATCH) -> None:
         self._db = sqlite3.connect(path)
+        self._batch = batch
         self._db.executescript(
             """
             PRAGMA journal_mode = OFF;
@@ -94,33 +102,64 @@ class Ledger:
             PRAGMA temp_store = FILE;
             CREATE TABLE item (
                 seq INTEGER NOT NULL, kind TEXT NOT NULL, record_key BLOB NOT NULL,
-                patient_key BLOB NOT NULL, order_key TEXT NOT NULL, active INTEGER NOT NULL,
+                patient_key BLOB NOT NULL, order_key INTEGER NOT NULL, active INTEGER NOT NULL,
                 key_seen_before INTEGER NOT NULL
             );
             """
         )
         self._duplicates = DuplicateSet(self._db)
         self.is_duplicate = self._duplicates.is_duplicate
-        self._items: list[tuple[int, str, bytes, bytes, str, bool, bool]] = []
+        self._items: list[tuple[int, str, bytes, bytes, int, bool, bool]] = []
         self._keys_seen: dict[str, BloomFilter] = {}
         """Per kind: record and patient keys met so far (both in one filter: a cross hit only adds
         a candidate, never hides one)."""
+        self._flagged_keys = BloomFilter(24)
+        """Record and patient keys of every flagged row: an item with neither key here is no candidate."""
+        self._spool_path = path.with_name(path.name + ".items")
+        self._spool: BinaryIO | None = self._spool_path.open("wb", buffering=1 << 20)
 
     def add_item(
-        self, seq: int, kind: str, record_key: bytes, patient_key: bytes, order_key: str, active: bool
+        self, seq: int, kind: str, record_key: bytes, patient_key: bytes, order_key: int, active: bool
     ) -> None:
         keys_seen = self._keys_seen.get(kind)
         if keys_seen is None:
             keys_seen = self._keys_seen[kind] = BloomFilter(24)
         seen_before = keys_seen.add(record_key) | keys_seen.add(patient_key)
+        if seen_before:
+            self._flagged_keys.add(record_key)
+            self._flagged_keys.add(patient_key)
         self._items.append((seq, kind, record_key, patient_key, order_key, active, seen_before))
-        if len(self._items) >= _BATCH:
-            self._flush()
+        if len(self._items) >= self._batch:
+            self._spool_items()
 
-    def _flush(self) -> None:
-        with self._db:
-            self._db.executemany("INSERT INTO item VALUES (?, ?, ?, ?, ?, ?, ?)", self._items)
+    def _spool_items(self) -> None:
+        """The pending items to the spool file, as one ``marshal`` blob (a fraction of an insert's cost)."""
+        if not self._items:
+            return
+        if self._spool is None:
+            raise RuntimeError("the ledger's verdicts were already read; it takes no more items")
+        blob = marshal.dumps(self._items)
+        self._spool.write(_FRAME.pack(len(blob)))
+        self._spool.write(blob)
         self._items.clear()
+
+    def _load_candidates(self) -> None:
+        """Every item that may be a candidate into the ``item`` table: the flagged rows and the rows
+        sharing a key with one (plus a few Bloom false positives, which the query's own candidate
+        test drops), so the verdict query sees each partition that matters whole."""
+        self._spool_items()
+        if self._spool is None:
+            return  # loaded by an earlier call
+        self._spool.close()
+        self._spool = None
+        flagged = self._flagged_keys
+        with self._spool_path.open("rb", buffering=1 << 20) as spool, self._db:
+            read, unpack, size = spool.read, _FRAME.unpack, _FRAME.size
+            while header := read(size):
+                items = marshal.loads(read(unpack(header)[0]))
+                rows = [item for item in items if item[6] or item[2] in flagged or item[3] in flagged]
+                self._db.executemany("INSERT INTO item VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        self._spool_path.unlink()
 
     def verdicts(self) -> Iterator[tuple[int, str, Verdict]]:
         """(seq, kind, verdict) in seq order, for the items that are not simply kept as they are.
@@ -133,7 +172,7 @@ class Ledger:
         get a verdict or change another's, and every key occurring twice is on a flagged row (the
         Bloom filter has no false negatives), so each partition that matters is complete.
         """
-        self._flush()
+        self._load_candidates()
         query = """
             WITH candidate AS (
                 SELECT * FROM item
@@ -156,4 +195,8 @@ class Ledger:
             yield seq, kind, Verdict(verdict)
 
     def close(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
+        self._spool_path.unlink(missing_ok=True)
         self._db.close()

@@ -157,7 +157,8 @@ def _records(
                 error_id="read.csv.field-count",
             )
             continue
-        if any(REPLACEMENT in line for line in pending) and decode_errors() != errors_before:
+        # The counter first: one call, and it moves only in a file with undecodable bytes.
+        if decode_errors() != errors_before and any(REPLACEMENT in line for line in pending):
             text = "".join(pending)
             pending.clear()
             yield RawRecord(
