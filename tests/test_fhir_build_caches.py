@@ -4,17 +4,21 @@ found by identity. Each is compared with the plain computation it replaces."""
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import care_records
 
+from fhir_dnacpr import canonical as c
+from fhir_dnacpr.fhir import build
 from fhir_dnacpr.fhir.build import LOCAL_TIMEZONE, SharedParties, build_resources, fhir_datetime
 from fhir_dnacpr.fhir.ids import DEFAULT_EXAMPLE_KEY, IdFactory
-from fhir_dnacpr.model import CareRecord
+from fhir_dnacpr.model import Capacity, CareRecord, FormType, PartyRole
 from fhir_dnacpr.pipeline.convert import mark_superseded
 
 IDS = IdFactory(DEFAULT_EXAMPLE_KEY)
@@ -94,3 +98,51 @@ def test_a_full_shared_parties_table_starts_again(monkeypatch) -> None:
     for _ in range(5):
         assert orjson.dumps(build_resources(RESPECT, IDS, shared)) == expected
         assert len(shared.resources) <= 2 and len(shared.by_identity) <= 2
+
+
+@pytest.mark.parametrize(
+    ("table", "url", "system", "members", "as_concept"),
+    [
+        (build._CAPACITY_EXTENSIONS, c.EXT_MENTAL_CAPACITY, c.CS_MENTAL_CAPACITY, Capacity, True),
+        (build._FORM_TYPE_EXTENSIONS, c.EXT_FORM_TYPE, c.CS_FORM_TYPE, FormType, False),
+        (build._ROLE_EXTENSIONS, c.EXT_RELATED_PARTY_ROLE, c.CS_RELATED_PARTY_ROLE, PartyRole, False),
+    ],
+)
+def test_extensions_read_from_the_enum_tables_are_the_plain_ones(table, url, system, members, as_concept):
+    """The builder finds a coded extension by member (or by its text, as a plain str role is)."""
+    for member in members:
+        coding = {"system": system, "code": member.value}
+        value = {"valueCodeableConcept": {"coding": [coding]}} if as_concept else {"valueCoding": coding}
+        plain = {"url": url, **value}
+        assert table[member] == plain
+        assert table.get(str(member)) == plain
+        assert orjson.dumps(table[member]) == orjson.dumps(plain)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(care_records(kinds=("plan", "both")), st.booleans())
+def test_a_plan_points_at_the_consent_id_the_ids_give(record: CareRecord, another: bool) -> None:
+    """The plan reuses the id of the Consent just built only when it is that Consent's."""
+    if another and record.decision is not None:  # a plan pointing at some other decision
+        record = replace(record, plan=replace(record.plan, cpr_decision_record_id="another-record"))
+    plan = record.plan
+    resources = build_resources(record, IDS)
+    careplan = next(r for r in resources if r["resourceType"] == "CarePlan")
+    refs = [s for s in careplan.get("supportingInfo", []) if s["reference"].startswith("Consent/")]
+    if plan.cpr_decision_record_id:
+        expected = IdFactory(DEFAULT_EXAMPLE_KEY).id_for(
+            "Consent", plan.source.system, plan.cpr_decision_record_id
+        )
+        assert refs == [
+            {
+                "reference": f"Consent/{expected}",
+                "identifier": {"system": plan.source.system, "value": plan.cpr_decision_record_id},
+            }
+        ]
+    else:
+        assert refs == []
+    if record.decision is not None:
+        consent = next(r for r in resources if r["resourceType"] == "Consent")
+        assert consent["id"] == IDS.id_for(
+            "Consent", record.decision.source.system, record.decision.source.record_id
+        )

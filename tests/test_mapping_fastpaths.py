@@ -2,8 +2,9 @@
 give exactly what the reference path gives: same records, same issues, row after row.
 
 The reference is the same spec with every object's ``fields`` written by ``_generate_fields(fast=False)``
-(each field through its own ``get``/``one``, nothing remembered), the multi-column list getter
-replaced by the general one and shared parties not remembered.
+(each field through its own ``get``/``one``, nothing remembered, no object or list built inline), the
+multi-column list getter replaced by the general one, shared parties not remembered, ``last_updated``
+read without its memo and ``present_if`` always asked through ``_present``.
 """
 
 from __future__ import annotations
@@ -16,10 +17,21 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from strategies import care_records, nhs_numbers
 
-from fhir_dnacpr.mapping import MappingSpec, load_spec, spec_from_text
-from fhir_dnacpr.mapping.fields import EachList, FixedList, ObjectSpec, Scalar, _generate_fields
+from fhir_dnacpr.mapping import MappingSpec, checks, load_spec, spec_from_text
+from fhir_dnacpr.mapping.fields import (
+    INVALID,
+    Context,
+    EachList,
+    FixedList,
+    ObjectSpec,
+    Scalar,
+    _generate_fields,
+)
+from fhir_dnacpr.mapping.spec import _location
 from fhir_dnacpr.sources.base import Origin, RawRecord
+from fhir_dnacpr.terminology.identifiers import normalise_nhs_number
 
 EPACCS = Path(__file__).resolve().parent.parent / "examples" / "epaccs"
 
@@ -112,6 +124,8 @@ def _reference(spec: MappingSpec) -> MappingSpec:
     walk(spec.patient)
     for section in spec.sections:
         walk(section.spec)
+    spec._sections = tuple((name, obj, present_if, None) for name, obj, present_if, _ in spec._sections)
+    spec._last_updated_get = spec.last_updated.get if spec.last_updated is not None else None
     return spec
 
 
@@ -137,6 +151,9 @@ def rows(draw: st.DrawFn) -> dict[str, str]:
     row = dict(draw(st.sampled_from(TEMPLATES)))
     for column in draw(st.lists(st.sampled_from(HEADER), max_size=8)):
         row[column] = draw(st.sampled_from(CELLS) | st.text(max_size=12))
+    if draw(st.integers(0, 9)) == 0:  # now and then a column the spec names is missing altogether
+        for column in draw(st.lists(st.sampled_from(HEADER), max_size=2)):
+            row.pop(column, None)
     return row
 
 
@@ -195,3 +212,61 @@ def test_a_date_remembered_for_one_day_is_checked_again_on_another() -> None:
     assert spec.map(raw, today=late).record is not None
     assert spec.map(raw, today=early).record is None
     assert spec.map(raw, today=late).record is not None
+
+
+@given(st.sampled_from(CELLS) | st.text(alphabet="0123456789 -\t\u0660\u00b2x", max_size=14) | nhs_numbers())
+def test_the_nhs_number_check_skips_only_a_normalising_that_changes_nothing(value: str) -> None:
+    """``checks.nhs_number`` leaves out ``normalise_nhs_number`` for ten ASCII digits: a no-op there."""
+    if len(value) == 10 and value.isascii() and value.isdigit():
+        assert normalise_nhs_number(value) == value
+    node = FAST.patient.nodes[0][1]
+    ctx = Context(date(2024, 4, 1))
+    result = checks.nhs_number(value, ctx, node)
+    assert (result == normalise_nhs_number(value)) if not ctx.issues else result is INVALID
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    care_records(kinds=("decision",)),
+    st.dates(min_value=date(1985, 1, 1), max_value=date(2040, 1, 1)),
+)
+def test_a_clean_decision_skips_only_checks_that_would_find_nothing(record: Any, today: date) -> None:
+    """``_decision_suspect`` lets a decision skip ``_report_decision``; it may do so only when the
+    full report would add nothing."""
+    decision = record.decision
+    quick, full = Context(today), Context(today)
+    FAST._check_decision(decision, quick)
+    FAST._report_decision(decision, full)
+    assert [i.message for i in quick.issues] == [i.message for i in full.issues]
+
+
+PPD_CELLS = ["", " ", " \t ", "\u00a0", "Home", " Home ", "N/K"]
+
+
+@given(st.sampled_from(PPD_CELLS) | st.text(max_size=4) | st.none())
+def test_present_if_read_from_the_cell_like_present(ppd: str | None) -> None:
+    """``present_if`` on a CSV column is read inline; None here means the column is missing."""
+    for template in TEMPLATES:
+        row = dict(template)
+        if ppd is None:
+            del row["ppd"]
+        else:
+            row["ppd"] = ppd
+        raw = RawRecord(Origin("register.csv", line=2), data=row)
+        assert _outcome(FAST, raw, date(2024, 4, 1)) == _outcome(REFERENCE, raw, date(2024, 4, 1))
+
+
+@given(
+    st.none() | st.integers(1, 10**7),
+    st.none() | st.integers(0, 10**7),
+    st.none() | st.sampled_from(["", "/Forms/Form[2]", "records[3]"]),
+)
+def test_a_csv_rows_location_reads_like_the_general_one(
+    line: int | None, index: int | None, path: str | None
+):
+    """``_location`` writes a CSV row's "line L, record I" directly; the general join says the same."""
+    origin = Origin("register.csv", line=line, index=index, path=path)
+    parts = [f"line {line}"] if line is not None else []
+    parts += [f"record {index}"] if index is not None else []
+    parts += [path] if path else []
+    assert _location(origin) == ", ".join(parts)

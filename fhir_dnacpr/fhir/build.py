@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
+from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,6 +22,7 @@ from fhir_dnacpr import canonical as c
 from fhir_dnacpr.fhir.ids import IdFactory
 from fhir_dnacpr.model import (
     AdvanceCarePlan,
+    Capacity,
     CareRecord,
     Coded,
     CprDecision,
@@ -93,6 +95,12 @@ _PROFILES_CONSENT = [c.PROFILE_DNACPR_CONSENT]
 _PROFILES_CAREPLAN = [c.PROFILE_ACP_CAREPLAN]
 _CODED_EXTENSIONS: dict[tuple[str, str, str], dict] = {}
 
+# Enum members read once: a class attribute lookup on an enum costs more than the comparison itself.
+_NOT_FOR_CPR = CprDecisionValue.NOT_FOR_CPR
+_RESPECT = FormType.RESPECT
+_LPA_HEALTH_WELFARE = PartyRole.LPA_HEALTH_WELFARE
+_OTHER_ROLE = str(PartyRole.OTHER)
+
 
 def _coded_extension(url: str, system: str, code: str, as_concept: bool) -> dict:
     """``{url, valueCoding|valueCodeableConcept}`` for a code from a small fixed set, built once."""
@@ -104,6 +112,23 @@ def _coded_extension(url: str, system: str, code: str, as_concept: bool) -> dict
         found = {"url": url, **value}
         if len(_CODED_EXTENSIONS) < 256:  # the code sets are small; anything else is not kept
             _CODED_EXTENSIONS[key] = found
+    return found
+
+
+def _enum_extensions(url: str, system: str, members: type[StrEnum], as_concept: bool) -> dict[Any, dict]:
+    """The coded extension of each member of a small enum, by member (a plain equal text finds it too)."""
+    return {member: _coded_extension(url, system, str(member), as_concept) for member in members}
+
+
+_CAPACITY_EXTENSIONS = _enum_extensions(c.EXT_MENTAL_CAPACITY, c.CS_MENTAL_CAPACITY, Capacity, True)
+_FORM_TYPE_EXTENSIONS = _enum_extensions(c.EXT_FORM_TYPE, c.CS_FORM_TYPE, FormType, False)
+_ROLE_EXTENSIONS = _enum_extensions(c.EXT_RELATED_PARTY_ROLE, c.CS_RELATED_PARTY_ROLE, PartyRole, False)
+
+
+def _form_type_extension(form_type: FormType) -> dict:
+    found = _FORM_TYPE_EXTENSIONS.get(form_type)
+    if found is None:
+        return _coded_extension(c.EXT_FORM_TYPE, c.CS_FORM_TYPE, str(form_type), False)
     return found
 
 
@@ -173,7 +198,7 @@ def _human_name(family: str | None, given: tuple[str, ...]) -> list[dict] | None
     name: dict[str, Any] = {}
     if family:
         name["family"] = family
-    given_list = [g for g in given if g]
+    given_list = list(filter(None, given))
     if given_list:
         name["given"] = given_list
     return [name] if name else None
@@ -197,7 +222,8 @@ class SharedParties:
 
     The mapper hands out one object for repeated cells, so a lookup by identity comes first: it
     skips hashing the (nested) dataclass. The identity table holds the object itself, so an id is
-    never reused while its entry lives.
+    never reused while its entry lives. Each entry also keeps the ``{"reference": ...}`` dict that
+    points at the resource, shared read-only like the resource itself.
     """
 
     __slots__ = ("by_identity", "ids", "resources")
@@ -206,15 +232,21 @@ class SharedParties:
     def __init__(self, ids: IdFactory) -> None:
         self.ids = ids
         self.resources: dict[Organisation | Professional, Resource | None] = {}
-        self.by_identity: dict[int, tuple[Any, Resource | None, str]] = {}
+        self.by_identity: dict[int, _SharedEntry] = {}
 
-    def remember(self, party: Organisation | Professional, resource: Resource | None) -> None:
+    def remember(self, party: Organisation | Professional, resource: Resource | None) -> _SharedEntry:
         if len(self.resources) >= self.MAX_ENTRIES or len(self.by_identity) >= self.MAX_ENTRIES:
             self.resources.clear()
             self.by_identity.clear()
         self.resources[party] = resource
         ref = f"{resource['resourceType']}/{resource['id']}" if resource is not None else ""
-        self.by_identity[id(party)] = (party, resource, ref)
+        entry = (party, resource, ref, {"reference": ref})
+        self.by_identity[id(party)] = entry
+        return entry
+
+
+_SharedEntry = tuple[Any, Resource | None, str, dict[str, str]]
+"""(party, its resource or None, ``Type/id``, the reference dict pointing at it)."""
 
 
 class _Builder:
@@ -224,7 +256,7 @@ class _Builder:
     both kept, in order, so the writers can report them and let the later one win.
     """
 
-    __slots__ = ("ids", "last_patient", "out", "seen", "shared")
+    __slots__ = ("consent_key", "ids", "last_patient", "out", "seen", "shared")
 
     def __init__(self, ids: IdFactory, shared: SharedParties | None = None) -> None:
         if shared is not None and shared.ids is not ids:
@@ -234,6 +266,8 @@ class _Builder:
         self.seen: dict[str, Resource] = {}
         self.shared = shared
         self.last_patient: tuple[Person, dict] | None = None
+        self.consent_key: tuple[str, str, str] | None = None
+        """(system, record id, Consent id) of this record's decision: its plan points at it by that id."""
 
     def add(self, resource: Resource, ref: str | None = None) -> dict:
         if ref is None:
@@ -246,6 +280,20 @@ class _Builder:
             self.out.append(resource)
         return {"reference": ref}
 
+    def _add_shared(self, entry: _SharedEntry) -> dict | None:
+        """``add`` for a shared party's resource, answering with the entry's shared reference dict."""
+        resource = entry[1]
+        if resource is None:
+            return None
+        ref = entry[2]
+        known = self.seen.get(ref)
+        if known is None:
+            self.seen[ref] = resource
+            self.out.append(resource)
+        elif known is not resource and known != resource:
+            self.out.append(resource)
+        return entry[3]
+
     # --- parties -------------------------------------------------------------------------------
 
     def patient(self, person: Person) -> dict:
@@ -253,9 +301,10 @@ class _Builder:
         if last is not None and last[0] is person:
             return last[1]  # the decision's and the plan's person: built (and added) once
         nhs_number = person.nhs_number
+        patient_id = self.ids.id_for("Patient", nhs_number)
         patient: Resource = {
             "resourceType": "Patient",
-            "id": self.ids.id_for("Patient", nhs_number),
+            "id": patient_id,
             "meta": {"profile": _PROFILES_PATIENT},
             "identifier": [{"system": c.NHS_NUMBER, "value": nhs_number}],
         }
@@ -267,7 +316,7 @@ class _Builder:
         if person.birth_date:
             patient["birthDate"] = _date_text(person.birth_date)
         postcode = person.postcode
-        lines = [line for line in person.address_lines if line]
+        lines = list(filter(None, person.address_lines))
         if lines or postcode:
             address: dict[str, Any] = {}
             if lines:
@@ -279,23 +328,22 @@ class _Builder:
             gp = self.organization(person.gp_practice)
             if gp:
                 patient["generalPractitioner"] = [gp]
-        ref = self.add(patient)
+        ref = self.add(patient, "Patient/" + patient_id)
         self.last_patient = (person, ref)
         return ref
 
     def organization(self, org: Organisation) -> dict | None:
         shared = self.shared
-        if shared is not None:
-            hit = shared.by_identity.get(id(org))
-            if hit is not None and hit[0] is org:
-                return self.add(hit[1], hit[2]) if hit[1] is not None else None
+        if shared is None:
+            resource = self._organization(org)
+            return self.add(resource) if resource is not None else None
+        entry = shared.by_identity.get(id(org))
+        if entry is None or entry[0] is not org:
             resource = shared.resources.get(org, MISSING)
             if resource is MISSING:
                 resource = self._organization(org)
-            shared.remember(org, resource)
-        else:
-            resource = self._organization(org)
-        return self.add(resource) if resource is not None else None
+            entry = shared.remember(org, resource)
+        return self._add_shared(entry)
 
     def _organization(self, org: Organisation) -> Resource | None:
         if org.ods_code:
@@ -319,14 +367,13 @@ class _Builder:
         shared = self.shared
         if shared is None:
             return self.add(self._practitioner(pro))
-        hit = shared.by_identity.get(id(pro))
-        if hit is not None and hit[0] is pro:
-            return self.add(hit[1], hit[2])  # type: ignore[arg-type]
-        resource = shared.resources.get(pro)
-        if resource is None:
-            resource = self._practitioner(pro)
-        shared.remember(pro, resource)
-        return self.add(resource)  # type: ignore[arg-type]
+        entry = shared.by_identity.get(id(pro))
+        if entry is None or entry[0] is not pro:
+            resource = shared.resources.get(pro)
+            if resource is None:
+                resource = self._practitioner(pro)
+            entry = shared.remember(pro, resource)
+        return self._add_shared(entry)  # type: ignore[return-value]
 
     def _practitioner(self, pro: Professional) -> Resource:
         body = str(pro.registration_body) if pro.registration_body else None
@@ -355,16 +402,20 @@ class _Builder:
         return resource
 
     def related_person(self, party: RelatedParty, person: Person, patient_ref: dict) -> dict:
-        role = str(party.role) if party.role else str(PartyRole.OTHER)
+        role = str(party.role) if party.role else _OTHER_ROLE
+        role_extension = _ROLE_EXTENSIONS.get(role)
+        if role_extension is None:
+            role_extension = _coded_extension(c.EXT_RELATED_PARTY_ROLE, c.CS_RELATED_PARTY_ROLE, role, False)
+        person_id = self.ids.id_for("RelatedPerson", person.nhs_number, role, party.name)
         resource: Resource = {
             "resourceType": "RelatedPerson",
-            "id": self.ids.id_for("RelatedPerson", person.nhs_number, role, party.name),
+            "id": person_id,
             "meta": {"profile": _PROFILES_RELATEDPERSON},
-            "extension": [_coded_extension(c.EXT_RELATED_PARTY_ROLE, c.CS_RELATED_PARTY_ROLE, role, False)],
+            "extension": [role_extension],
             "patient": patient_ref,
         }
         relationship: dict[str, Any] = {}
-        if role == PartyRole.LPA_HEALTH_WELFARE:
+        if role == _LPA_HEALTH_WELFARE:
             relationship["coding"] = _HPOWATT_CODING
         if party.relationship:
             relationship["text"] = party.relationship
@@ -379,19 +430,21 @@ class _Builder:
             telecom.append({"system": "email", "value": party.email})
         if telecom:
             resource["telecom"] = telecom
-        return self.add(resource)
+        return self.add(resource, "RelatedPerson/" + person_id)
 
     def document(self, source: SourceRef, location: str, patient_ref: dict) -> dict:
         attachment = {"url": location} if is_url(location) else {"title": location}
+        document_id = self.ids.id_for("DocumentReference", source.system, source.record_id, location)
         return self.add(
             {
                 "resourceType": "DocumentReference",
-                "id": self.ids.id_for("DocumentReference", source.system, source.record_id, location),
+                "id": document_id,
                 "meta": {"profile": _PROFILES_DOCUMENTREFERENCE},
                 "status": "current",
                 "subject": patient_ref,
                 "content": [{"attachment": attachment}],
-            }
+            },
+            "DocumentReference/" + document_id,
         )
 
     def condition(self, source: SourceRef, coded: Coded, patient_ref: dict) -> dict | None:
@@ -399,18 +452,20 @@ class _Builder:
         if concept is None:
             return None
         key_text = None if coded.code else (coded.text or coded.display)
+        condition_id = self.ids.id_for(
+            "Condition", source.system, source.record_id, coded.system, coded.code, key_text
+        )
         return self.add(
             {
                 "resourceType": "Condition",
-                "id": self.ids.id_for(
-                    "Condition", source.system, source.record_id, coded.system, coded.code, key_text
-                ),
+                "id": condition_id,
                 "meta": {"profile": _PROFILES_CONDITION},
                 "clinicalStatus": _CONDITION_CLINICAL,
                 "category": _CONDITION_CATEGORY,
                 "code": concept,
                 "subject": patient_ref,
-            }
+            },
+            "Condition/" + condition_id,
         )
 
     # --- the decision and the plan ----------------------------------------------------------------
@@ -418,7 +473,8 @@ class _Builder:
     def consent(self, d: CprDecision) -> None:
         source = d.source
         patient_ref = self.patient(d.patient)
-        not_for_cpr = d.decision == CprDecisionValue.NOT_FOR_CPR
+        decision = d.decision
+        not_for_cpr = decision is _NOT_FOR_CPR or decision == _NOT_FOR_CPR
         extension: list[dict] = [_FINDING[not_for_cpr]]
         if d.review_date or d.review_indefinite:
             review = []
@@ -429,10 +485,12 @@ class _Builder:
             extension.append({"url": c.EXT_REVIEW_DATE, "extension": review})
         if d.rationale:
             extension.append({"url": c.EXT_CLINICAL_RATIONALE, "valueString": d.rationale})
-        if d.capacity:
-            extension.append(
-                _coded_extension(c.EXT_MENTAL_CAPACITY, c.CS_MENTAL_CAPACITY, str(d.capacity), True)
-            )
+        capacity = d.capacity
+        if capacity:
+            found = _CAPACITY_EXTENSIONS.get(capacity)
+            if found is None:
+                found = _coded_extension(c.EXT_MENTAL_CAPACITY, c.CS_MENTAL_CAPACITY, str(capacity), True)
+            extension.append(found)
         if d.reason_not_discussed:
             extension.append({"url": c.EXT_REASON_NOT_DISCUSSED, "valueString": d.reason_not_discussed})
         endorsement = d.senior_endorsement
@@ -445,20 +503,25 @@ class _Builder:
             extension.append(
                 {"url": c.EXT_DECISION_MAKER_IS_SENIOR, "valueBoolean": d.decision_maker_is_senior}
             )
-        if d.form_type:
-            extension.append(_coded_extension(c.EXT_FORM_TYPE, c.CS_FORM_TYPE, str(d.form_type), False))
+        form_type = d.form_type
+        if form_type:
+            extension.append(_form_type_extension(form_type))
 
         system = source.system
         record_id = source.record_id
+        consent_id = self.ids.id_for("Consent", system, record_id)
+        self.consent_key = (system, record_id, consent_id)
         consent: Resource = {
             "resourceType": "Consent",
-            "id": self.ids.id_for("Consent", system, record_id),
+            "id": consent_id,
             "meta": _item_meta(_PROFILES_CONSENT, source, d.status),
             "extension": extension,
             "identifier": [{"system": system, "value": record_id}],
             "status": CONSENT_STATUS[d.status],
             "scope": _CONCEPT_SCOPE_ADR,
-            "category": _CATEGORY_DNR_RESPECT if d.form_type == FormType.RESPECT else _CATEGORY_DNR,
+            "category": _CATEGORY_DNR_RESPECT
+            if form_type is _RESPECT or form_type == _RESPECT
+            else _CATEGORY_DNR,
             "patient": patient_ref,
         }
         if d.recorded_date:
@@ -492,6 +555,13 @@ class _Builder:
         }
         self.out.insert(0, consent)  # the decision leads its supporting resources
 
+    def _consent_id(self, system: str, record_id: str) -> str:
+        """The id of the Consent for (system, record id): the one just built when it is that one."""
+        known = self.consent_key
+        if known is not None and known[0] == system and known[1] == record_id:
+            return known[2]
+        return self.ids.id_for("Consent", system, record_id)
+
     def careplan(self, p: AdvanceCarePlan) -> None:
         source = p.source
         start = len(self.out)
@@ -519,7 +589,7 @@ class _Builder:
                 adrt.append({"url": "location", "valueString": p.adrt_location})
             extension.append({"url": c.EXT_ADRT, "extension": adrt})
         if p.form_type:
-            extension.append(_coded_extension(c.EXT_FORM_TYPE, c.CS_FORM_TYPE, str(p.form_type), False))
+            extension.append(_form_type_extension(p.form_type))
 
         system = source.system
         record_id = source.record_id
@@ -545,15 +615,20 @@ class _Builder:
             custodian = self.organization(p.custodian)
             if custodian:
                 plan["contributor"] = [custodian]
-        addresses = [ref for ref in (self.condition(source, x, patient_ref) for x in p.conditions) if ref]
+        addresses = []
+        for coded in p.conditions:
+            ref = self.condition(source, coded, patient_ref)
+            if ref:
+                addresses.append(ref)
         if addresses:
             plan["addresses"] = addresses
         supporting: list[dict] = []
-        if p.cpr_decision_record_id:
+        decision_id = p.cpr_decision_record_id
+        if decision_id:
             supporting.append(
                 {
-                    "reference": "Consent/" + self.ids.id_for("Consent", system, p.cpr_decision_record_id),
-                    "identifier": {"system": system, "value": p.cpr_decision_record_id},
+                    "reference": "Consent/" + self._consent_id(system, decision_id),
+                    "identifier": {"system": system, "value": decision_id},
                 }
             )
         if p.document_location:

@@ -24,7 +24,9 @@ Check = Callable[[Any, Context, Scalar], Any]
 
 
 def nhs_number(value: str, ctx: Context, node: Scalar) -> Any:
-    number = normalise_nhs_number(value)
+    number = value
+    if len(number) != 10 or not (number.isascii() and number.isdigit()):  # else nothing to normalise
+        number = normalise_nhs_number(value)
     if len(number) != 10 or not number.isdigit():
         return node.fail(
             ctx,

@@ -700,6 +700,82 @@ def _plain_text(node: Node) -> bool:
     )
 
 
+def _plain_text_columns(node: Node) -> bool:
+    """A list of trimmed texts from several CSV columns (``address_lines: {paths: [...]}``) with no split,
+    map, special words, case change or check: inlined in ``fields`` (else ``_columns_getter``)."""
+    return (
+        isinstance(node, Scalar)
+        and node.many
+        and node.split is None
+        and node.kind == "str"
+        and node.trim
+        and not (node.special or node.upper or node.lower or node.mapping is not None or node.check)
+        and len(node.accessors) > 1
+        and all(isinstance(a, Column) for a in node.accessors)
+    )
+
+
+def _text_columns_inline(env: dict[str, Any], i: int, node: Scalar) -> list[str]:
+    """Lines setting ``v`` to what ``_columns_getter`` returns for a ``_plain_text_columns`` field:
+    each cell trimmed and checked against the null words inline; anything unusual (a missing column,
+    a cell that is not text) goes to the field's own ``get``."""
+    env[f"get{i}"] = node.get
+    env[f"nulls{i}"] = node.nulls
+    env[f"short{i}"] = max((len(v) for v in node.nulls), default=-1)
+    names = [a.name for a in node.accessors]  # type: ignore[attr-defined]
+    cells = [f"c{k}" for k in range(len(names))]
+    lines = ["    try:"]
+    lines += [f"        {cell} = data[{name!r}]" for cell, name in zip(cells, names, strict=True)]
+    lines += [
+        "    except (KeyError, TypeError):",
+        f"        v = get{i}(data, ctx)",
+        "    else:",
+        "        if " + " and ".join(f"(not {cell} or {cell}.__class__ is str)" for cell in cells) + ":",
+        "            parts = []",
+    ]
+    for cell in cells:
+        lines += [
+            f"            if {cell}:",
+            f"                t = {cell}.strip()",
+            f"                if t and (len(t) > short{i} or t.lower() not in nulls{i}):",
+            "                    parts.append(t)",
+        ]
+    lines += [
+        "            v = tuple(parts) if parts else ABSENT",
+        "        else:",
+        f"            v = get{i}(data, ctx)",
+    ]
+    return lines
+
+
+def remembered_get(node: Scalar) -> Callable[[Any, Context], Any]:
+    """``node.get`` remembering its results by cell text (see ``_memo_cell``), as an object's generated
+    ``fields`` does for its own fields; for a field read on its own (``last_updated``)."""
+    column = _memo_cell(node)
+    get = node.get
+    if column is None:
+        return get
+    memo: dict[Any, Any] = {}
+    by_day = _uses_today(node)
+
+    def get_remembered(data: Any, ctx: Context) -> Any:
+        cell = data.get(column) if data.__class__ is dict else None
+        if cell.__class__ is not str:
+            return get(data, ctx)
+        key = (cell, ctx.today) if by_day else cell
+        value = memo.get(key)
+        if value is None:
+            before = len(ctx.issues)
+            value = get(data, ctx)
+            if value is not INVALID and len(ctx.issues) == before:
+                if len(memo) >= _MEMO_SIZE:
+                    memo.clear()
+                memo[key] = value
+        return value
+
+    return get_remembered
+
+
 def _generate_fields(spec: ObjectSpec, fast: bool = True) -> Callable[..., Any]:
     """Write ``fields`` for one object as straight-line Python (as dataclasses writes ``__init__``).
 
@@ -801,6 +877,12 @@ def _generate_fields(spec: ObjectSpec, fast: bool = True) -> Callable[..., Any]:
                 ]
             else:
                 body.append(f"        v = one{i}(cell, ctx) if cell else ABSENT")
+        elif fast and _plain_text_columns(node):
+            body += _text_columns_inline(env, i, node)  # type: ignore[arg-type]
+        elif fast and _built_inline(node):
+            body += _object_inline(env, f"o{i}", node, "v", "    ")  # type: ignore[arg-type]
+        elif fast and isinstance(node, FixedList) and all(_built_inline(item) for item in node.items):
+            body += _fixed_list_inline(env, i, node)
         elif fast and isinstance(node, ObjectSpec) and node.memo_columns is not None:
             # A shared party remembered by its cells (``remember_by_columns``): look it up here, and
             # let its ``get`` work it out (and remember it) only when it is not known yet.
@@ -845,6 +927,43 @@ def _generate_fields(spec: ObjectSpec, fast: bool = True) -> Callable[..., Any]:
     body.append("    return kwargs")
     exec(compile("\n".join(body), f"<mapping {spec.label}>", "exec"), env)
     return env["fields"]
+
+
+def _built_inline(node: Node) -> bool:
+    """An object the parent's generated ``fields`` builds itself: what ``ObjectSpec.get`` does for an
+    object not remembered by its cells (``fields``, ``finish``, the class), without the two calls."""
+    return isinstance(node, ObjectSpec) and node.memo_columns is None
+
+
+def _object_inline(env: dict[str, Any], tag: str, node: ObjectSpec, target: str, indent: str) -> list[str]:
+    """Lines setting ``target`` to what ``node.get(data, ctx)`` returns (``ObjectSpec._get``)."""
+    env[f"{tag}fields"] = node.fields
+    env[f"{tag}cls"] = node.cls
+    lines = [
+        f"{indent}{target} = {tag}fields(data, ctx)",
+        f"{indent}if {target} is not ABSENT and {target} is not INVALID:",
+    ]
+    if node.finish is not None:
+        env[f"{tag}finish"] = node.finish
+        env[f"{tag}spec"] = node
+        lines.append(f"{indent}    {tag}finish({tag}spec, {target}, ctx)")
+    lines.append(f"{indent}    {target} = {tag}cls(**{target})")
+    return lines
+
+
+def _fixed_list_inline(env: dict[str, Any], i: int, node: FixedList) -> list[str]:
+    """Lines setting ``v`` to what ``FixedList.get`` returns, each item built inline."""
+    lines = ["    items = []", "    bad = False"]
+    for k, item in enumerate(node.items):
+        lines += _object_inline(env, f"o{i}_{k}_", item, "w", "    ")  # type: ignore[arg-type]
+        lines += [
+            "    if w is INVALID:",
+            "        bad = True",
+            "    elif w is not ABSENT:",
+            "        items.append(w)",
+        ]
+    lines.append("    v = INVALID if bad else tuple(items) if items else ABSENT")
+    return lines
 
 
 def _special_for(node: Scalar, value: Any) -> str | None:

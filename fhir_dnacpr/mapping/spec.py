@@ -18,8 +18,8 @@ from lxml import etree
 
 from fhir_dnacpr import model
 from fhir_dnacpr.issues import Issue, Severity
-from fhir_dnacpr.mapping.fields import INVALID, Context, Node, ObjectSpec, Scalar, UnmapError
-from fhir_dnacpr.mapping.paths import ABSENT, Accessor
+from fhir_dnacpr.mapping.fields import INVALID, Context, Node, ObjectSpec, Scalar, UnmapError, remembered_get
+from fhir_dnacpr.mapping.paths import ABSENT, Accessor, Column
 from fhir_dnacpr.mapping.redact import MASK, redact_flat, redact_json, redact_xml
 from fhir_dnacpr.sources.base import Origin, RawRecord
 from fhir_dnacpr.sources.dispatch import open_source
@@ -98,6 +98,19 @@ class MappingSpec:
         self.safe_paths = (safe_paths | keep) - mask
         self.today = today
         self.yields = tuple(s.name for s in sections)
+        self._xml = source.format == "xml"
+        self._last_updated_get = None if last_updated is None else remembered_get(last_updated)
+        """``last_updated.get``, remembering values by cell: update times recur (a batch, a day)."""
+        self._sections = tuple(
+            (
+                s.name,
+                s.spec,
+                s.present_if,
+                s.present_if.name if isinstance(s.present_if, Column) else None,
+            )
+            for s in sections
+        )
+        """Per section: name, object spec, ``present_if`` and its CSV column (read inline) when it is one."""
 
     def __reduce__(self) -> tuple[Any, ...]:
         from fhir_dnacpr.mapping.load import spec_from_text
@@ -120,9 +133,10 @@ class MappingSpec:
             message_id = raw.error_id or "read.error"
             return MapResult(None, [Issue(Severity.ERROR, "structure", raw.error, None, message_id)])
         data = raw.data
-        if self.source.format == "xml" and isinstance(data, bytes | str):
+        if self._xml and isinstance(data, bytes | str):
             data = etree.fromstring(data.encode() if isinstance(data, str) else data)
         ctx = Context(today or self.today or date.today())
+        issues = ctx.issues
         record_id = self.record_id.get(data, ctx)
         if record_id is ABSENT:
             ctx.add(
@@ -132,14 +146,19 @@ class MappingSpec:
                 f"the record has no id in {self.record_id.where(ctx)}; every record needs one (record_id)",
                 self.record_id.location(ctx),
             )
-        last_updated = self.last_updated.get(data, ctx) if self.last_updated is not None else None
+        last_updated = self._last_updated_get(data, ctx) if self._last_updated_get is not None else None
         patient = self.patient.fields(data, ctx, force=True)
         built: dict[str, Any] = {}
-        for section in self.sections:
-            if section.present_if is not None and not _present(section.present_if, data):
-                continue
-            built[section.name] = section.spec.fields(data, ctx, force=True)
-        if not built and not _has_errors(ctx.issues):
+        for name, section_spec, present_if, column in self._sections:
+            if present_if is not None:
+                cell = data.get(column) if column is not None and data.__class__ is dict else None
+                if cell.__class__ is str:
+                    if not cell.strip():  # what ``_present`` says of a CSV cell, without its calls
+                        continue
+                elif not _present(present_if, data):
+                    continue
+            built[name] = section_spec.fields(data, ctx, force=True)
+        if not built and not _has_errors(issues):
             ctx.add(
                 Severity.ERROR,
                 "required",
@@ -147,32 +166,39 @@ class MappingSpec:
                 "the record holds neither a CPR decision nor a care plan (present_if fields are blank)",
                 None,
             )
-        if (ctx.issues and _has_errors(ctx.issues)) or record_id is INVALID or patient is INVALID:
-            return MapResult(None, _distinct(ctx.issues))
+        if (issues and _has_errors(issues)) or record_id is INVALID or patient is INVALID:
+            return MapResult(None, _distinct(issues))
+        origin = raw.origin
         source = model.SourceRef(
-            system=self.source_system,
-            record_id=str(record_id),
-            last_updated=None if last_updated is ABSENT or last_updated is INVALID else last_updated,
-            file=raw.origin.file,
-            location=_location(raw.origin),
+            self.source_system,
+            str(record_id),
+            None if last_updated is ABSENT or last_updated is INVALID else last_updated,
+            origin.file,
+            _location(origin),
         )
         person = model.Person(**patient)
         decision = plan = None
+        # ``fields`` answers a fresh dict per call, so the shared arguments are added to it in place.
         if "decision" in built:
-            decision = model.CprDecision(source=source, patient=person, **built["decision"])
+            kwargs = built["decision"]
+            kwargs["source"] = source
+            kwargs["patient"] = person
+            decision = model.CprDecision(**kwargs)
             self._check_decision(decision, ctx)
         if "plan" in built:
             kwargs = built["plan"]
             if decision is not None and "cpr_decision_record_id" not in kwargs:
-                kwargs = {**kwargs, "cpr_decision_record_id": source.record_id}
-            plan = model.AdvanceCarePlan(source=source, patient=person, **kwargs)
+                kwargs["cpr_decision_record_id"] = source.record_id
+            kwargs["source"] = source
+            kwargs["patient"] = person
+            plan = model.AdvanceCarePlan(**kwargs)
             self._check_plan(plan, ctx)
-        if not ctx.issues:
-            return MapResult(model.CareRecord(decision=decision, plan=plan), [])
-        if _has_errors(ctx.issues):
-            return MapResult(None, ctx.issues)
-        warnings = tuple(i.message for i in ctx.issues)
-        return MapResult(model.CareRecord(decision=decision, plan=plan, warnings=warnings), ctx.issues)
+        if not issues:
+            return MapResult(model.CareRecord(decision, plan), [])
+        if _has_errors(issues):
+            return MapResult(None, issues)
+        warnings = tuple(i.message for i in issues)
+        return MapResult(model.CareRecord(decision, plan, warnings), issues)
 
     def _node(self, section: str, name: str) -> Node | None:
         for s in self.sections:
@@ -187,6 +213,11 @@ class MappingSpec:
         return node.where(ctx), node.location(ctx)
 
     def _check_decision(self, decision: model.CprDecision, ctx: Context) -> None:
+        if not _decision_suspect(decision, ctx.today):
+            return
+        self._report_decision(decision, ctx)
+
+    def _report_decision(self, decision: model.CprDecision, ctx: Context) -> None:
         decided = _day(decision.decision_date)
         if decided > ctx.today:
             where, location = self._where("decision", "decision_date", ctx)
@@ -285,6 +316,20 @@ class MappingSpec:
         return out
 
 
+def _decision_suspect(decision: model.CprDecision, today: date) -> bool:
+    """Whether ``_report_decision`` could find anything: one cheap test for the usual clean decision."""
+    decided = _day(decision.decision_date)
+    review = decision.review_date
+    recorded = decision.recorded_date
+    discussed = decision.discussion_date
+    return (
+        decided > today
+        or (review is not None and (review < decided or decision.review_indefinite))
+        or (recorded is not None and _day(recorded) > today)
+        or (discussed is not None and _day(discussed) > today)
+    )
+
+
 def _present(accessor: Accessor, data: Any) -> bool:
     try:
         value = accessor.get(data)
@@ -315,6 +360,9 @@ def _day(value: date | datetime) -> date:
 
 
 def _location(origin: Origin) -> str:
+    line, index = origin.line, origin.index
+    if line is not None and index is not None and not origin.path:  # a CSV row: one format, no list
+        return f"line {line}, record {index}"
     parts = []
     if origin.line is not None:
         parts.append(f"line {origin.line}")
