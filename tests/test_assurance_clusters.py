@@ -7,10 +7,12 @@ import random
 from datetime import date, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fhir_dnacpr.assurance import AuditConfig, ClusterSettings, audit
 from fhir_dnacpr.assurance.clusters import RawCluster, distinct_clusters, find_clusters
-from fhir_dnacpr.assurance.similarity import normalise, similarity, text_hash
+from fhir_dnacpr.assurance.similarity import _FOLD_ASCII, folded, normalise, similarity, text_hash
 from fhir_dnacpr.assurance.synthetic import (
     BLANKET_TEMPLATE,
     Generator,
@@ -229,3 +231,19 @@ def test_sweep_finds_exactly_what_comparing_all_pairs_finds(seed: int, settings:
     expected = _naive_clusters(records, settings)
     assert expected  # the planted cluster at least: the comparison is not vacuous
     assert swept == expected
+
+
+def test_the_ascii_fold_table_lowers_as_it_folds() -> None:
+    # folded() skips bytes.lower() on ASCII text: the table must give, for every byte, what lower()
+    # then the plain folding table gave (translate works byte by byte, so all 256 bytes prove it)
+    from fhir_dnacpr.assurance.similarity import _FOLD
+
+    plain = bytes(ord(_FOLD.get(c, c)) if isinstance(_FOLD.get(c, c), str) else c for c in range(256))
+    every_byte = bytes(range(256))
+    assert every_byte.translate(_FOLD_ASCII) == every_byte.lower().translate(plain)
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=0x2030), max_size=60))
+def test_folded_words_are_the_normalised_words(text: str) -> None:
+    # the fast ASCII path of folded() (one bytes.translate) against the plain str normalise()
+    assert folded(text).split() == normalise(text).encode().split()

@@ -251,3 +251,13 @@ def test_anchor_phrases_are_searched_in_spaced_words_as_in_joined_words(
     joined = b" ".join(spaced.split())
     wanted = [" ".join(p).encode() for p in phrases]
     assert (_phrases_pattern(wanted).search(spaced) is not None) == any(w in joined for w in wanted)
+
+
+def test_the_token_table_lowers_as_it_splits() -> None:
+    # find() skips bytes.lower(): the table must give, for every byte, what lower() then the old
+    # letters-and-apostrophes table gave (translate works byte by byte, so all 256 bytes prove it)
+    from fhir_dnacpr.assurance.terms import _TOKEN_TABLE
+
+    letters_kept = bytes(c if (65 <= c <= 90 or 97 <= c <= 122 or c == 39) else 32 for c in range(256))
+    every_byte = bytes(range(256))
+    assert every_byte.translate(_TOKEN_TABLE) == every_byte.lower().translate(letters_kept)

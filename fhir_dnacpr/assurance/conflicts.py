@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 VALUE_NOT_FOR_CPR = 0
 VALUE_FOR_CPR = 1
@@ -16,8 +17,12 @@ STATUS_CANCELLED = 1
 STATUS_SUPERSEDED = 2
 
 
-@dataclass(frozen=True, slots=True)
-class PersonRow:
+class PersonRow(NamedTuple):
+    """One status-bearing record of a person, as the spill store's person scan gives it.
+
+    A named tuple: one is made for every record of every person with more than one, and tuples are
+    made in C (a frozen dataclass sets each field through ``object.__setattr__``)."""
+
     patient: int
     day: int
     seq: int
@@ -49,13 +54,16 @@ def person_issues(rows: Iterable[tuple[int, ...]]) -> Iterator[PersonIssue]:
     for raw in rows:
         if raw[0] != current:
             if len(group) > 1:
-                yield from _check_person([PersonRow(*r) for r in group])
+                yield from _check_person(list(map(_make_row, group)))
             current = raw[0]
             group = [raw]
         else:
             group.append(raw)
     if len(group) > 1:
-        yield from _check_person([PersonRow(*r) for r in group])
+        yield from _check_person(list(map(_make_row, group)))
+
+
+_make_row = PersonRow._make
 
 
 def _check_person(rows: list[PersonRow]) -> Iterator[PersonIssue]:

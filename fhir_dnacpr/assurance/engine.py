@@ -205,6 +205,7 @@ class AuditRun:
         self._systems: dict[str, int] = {}
         self._orgs: dict[str, int] = {}
         self._as_of = config.as_of
+        self._as_of_text = str(config.as_of)  # as the overdue finding's f-string formats it
         self._show = config.show_identifiers
         enabled = config.is_enabled
         self._on_terms = enabled("rationale-protected-characteristic")
@@ -349,7 +350,7 @@ class AuditRun:
                 found.append(
                     (
                         "review-overdue",
-                        f"Review date {review} passed {late} days before {self._as_of}.",
+                        f"Review date {review} passed {late} days before {self._as_of_text}.",
                         (),
                         False,
                     )

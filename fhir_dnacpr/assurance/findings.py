@@ -84,8 +84,11 @@ class FindingCollector:
 
     def __call__(self, finding: Finding) -> None:
         rule_id = finding.rule_id
-        self.counts[rule_id] = self.counts.get(rule_id, 0) + 1
-        kept = self.kept.setdefault(rule_id, [])
+        counts = self.counts
+        counts[rule_id] = counts.get(rule_id, 0) + 1
+        kept = self.kept.get(rule_id)
+        if kept is None:
+            kept = self.kept[rule_id] = []
         if self._max is None or len(kept) < self._max:
             kept.append(finding)
         if self._on_finding is not None:

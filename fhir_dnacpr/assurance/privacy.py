@@ -19,21 +19,29 @@ _TEN_DIGITS = re.compile(r"(?<!\d)\d{3}[ -]?\d{3}[ -]?\d{4}(?!\d)")
 class Pseudonymiser:
     """Turns NHS numbers into compact keys (64-bit ints) and display labels (``pt-1a2b3c4d``)."""
 
-    __slots__ = ("_key",)
+    __slots__ = ("_key", "_keyed")
 
     def __init__(self, key: bytes) -> None:
         self._key = hashlib.blake2b(key, digest_size=32, person=_PERSON_TAG).digest()
+        # BLAKE2b hashes its key as a first block: hash it once, and copy that state for every number
+        # (the same digest as passing ``key=`` each time, without compressing the key block again)
+        self._keyed = hashlib.blake2b(key=self._key, digest_size=8)
 
     def digest(self, nhs_number: str) -> bytes:
-        return hashlib.blake2b(nhs_number.encode(), key=self._key, digest_size=8).digest()
+        keyed = self._keyed.copy()
+        keyed.update(nhs_number.encode())
+        return keyed.digest()
 
     def key_of(self, nhs_number: str) -> int:
         """Signed 64-bit key (fits an SQLite INTEGER); collisions are ~1 in 2^64 per pair."""
-        return int.from_bytes(self.digest(nhs_number), "big", signed=True)
+        keyed = self._keyed.copy()  # ``digest``, written out: this runs for every record
+        keyed.update(nhs_number.encode())
+        return int.from_bytes(keyed.digest(), "big", signed=True)
 
     @staticmethod
     def label_of_key(key: int) -> str:
-        return f"pt-{(key & 0xFFFFFFFFFFFFFFFF):016x}"[:11]
+        """``pt-`` and the key's top 32 bits in hex (of its unsigned 64-bit form)."""
+        return f"pt-{(key >> 32) & 0xFFFFFFFF:08x}"
 
     def label(self, nhs_number: str) -> str:
         return self.label_of_key(self.key_of(nhs_number))

@@ -15,8 +15,11 @@ import hashlib
 _FOLD = str.maketrans(
     {**{chr(c): " " for c in range(128) if not chr(c).isalnum()}, **{d: "0" for d in "123456789"}}
 )
-#: The same folding for ASCII text as bytes (upper case is lowered before, with ``bytes.lower``).
-_FOLD_ASCII = bytes(ord(_FOLD.get(c, c)) if isinstance(_FOLD.get(c, c), str) else c for c in range(256))
+#: The same folding for ASCII text as bytes, lower-casing as well (so it needs no ``bytes.lower`` pass).
+_FOLD_ASCII = bytes(
+    c + 32 if 65 <= c <= 90 else ord(_FOLD.get(c, c)) if isinstance(_FOLD.get(c, c), str) else c
+    for c in range(256)
+)
 
 
 def normalise(text: str | None) -> str:
@@ -51,7 +54,7 @@ def folded(text: str | None) -> bytes:
     if not text:
         return b""
     if text.isascii():
-        return text.encode().lower().translate(_FOLD_ASCII)
+        return text.encode().translate(_FOLD_ASCII)
     return " ".join(text.lower().translate(_FOLD).split()).encode()
 
 

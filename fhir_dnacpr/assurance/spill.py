@@ -34,6 +34,7 @@ from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterator
 from functools import partial
+from itertools import chain
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -127,7 +128,8 @@ class _Partitions:
     def scan(self) -> Iterator[tuple[list[tuple[Any, ...]], Callable[[], list[Any]]]]:
         """Each partition in turn (in key order): its rows, in the order they were added, and a
         function that reads their side values, in the same order."""
-        file = self._file
+        self._file.flush()  # then each blob is one ``pread``: no seek, no read-ahead into a buffer
+        fd = self._file.fileno()
         width = self._width
         stride = PARTITIONS * width
         sizes = self._sizes
@@ -139,8 +141,7 @@ class _Partitions:
                 size = sizes[flush * stride + part * width]
                 if not size:
                     continue
-                file.seek(at)
-                rows += marshal.loads(file.read(size))
+                rows += marshal.loads(os.pread(fd, size, at))
                 at += size
                 if width == 2:
                     side_size = sizes[flush * stride + part * width + 1]
@@ -152,11 +153,11 @@ class _Partitions:
 
     def _read_side(self, part: int, chunks: list[tuple[int, int]]) -> list[Any]:
         assert self.side_buffers is not None
-        file = self._file
+        self._file.flush()
+        fd = self._file.fileno()
         values: list[Any] = []
         for at, size in chunks:
-            file.seek(at)
-            values += marshal.loads(file.read(size))
+            values += marshal.loads(os.pread(fd, size, at))
         values += self.side_buffers[part]
         return values
 
@@ -237,7 +238,7 @@ class SpillStore:
         if not self._seqs:
             return
         # each record packed on its own, so a look-up unpacks one record, not the whole chunk
-        blob = marshal.dumps((self._seqs, self._pkeys, [_pack(ev) for ev in self._evidence]), _FORMAT)
+        blob = marshal.dumps((self._seqs, self._pkeys, _pack_each(self._evidence)), _FORMAT)
         f = self._evidence_file
         f.seek(0, 2)
         self._chunk_first_seq.append(self._seqs[0])
@@ -259,29 +260,33 @@ class SpillStore:
         postcode rows (stype 1), each ordered by bkey, then day, then seq.
 
         Postcode keys with fewer than ``min_people`` different people are left out; organisation keys
-        are not filtered (see the module docstring)."""
+        are not filtered (see the module docstring). The rows are made group by group and flattened
+        by ``chain``, so handing a row on costs no Python code."""
+        return chain.from_iterable(self._candidate_groups(min_people))
+
+    def _candidate_groups(self, min_people: int) -> Iterator[list[tuple[Any, ...]]]:
         self.flush()  # so that the buffers are empty while the file is read
         for rows, _ in self._org.scan():
-            for group in _sorted_groups(rows, _BY_DAY):
-                yield from group
+            yield from _sorted_groups(rows, _BY_DAY)
         for keys, read_texts in self._postcode.scan():
             busy = _busy_keys(keys, min_people)
             if not busy:
                 continue  # the texts are not even read
             texts = read_texts()
             rows = [(*row, text) for row, text in zip(keys, texts, strict=True) if row[0] in busy]
-            for group in _sorted_groups(rows, _BY_DAY):
-                yield from group
+            yield from _sorted_groups(rows, _BY_DAY)
 
     def people_sorted(self) -> Iterator[tuple[int, ...]]:
         """(pkey, dayn, seq, value, scode, sys_id, org_id, rid) for people with more than one record
-        that has a status, ordered by person, then day, then seq."""
+        that has a status, ordered by person, then day, then seq (flattened from groups, as above)."""
+        return chain.from_iterable(self._person_groups())
+
+    def _person_groups(self) -> Iterator[list[tuple[Any, ...]]]:
         self.flush()
         for rows, _ in self._person.scan():
             records = Counter(map(_KEY, rows))  # counted in C: most people have one record
             rows = [row for row in rows if records[row[0]] > 1]
-            for group in _sorted_groups(rows, _PERSON_DAY):
-                yield from group
+            yield from _sorted_groups(rows, _PERSON_DAY)
 
     def records(self, seqs: list[int]) -> dict[int, dict[str, Any]]:
         """The stored evidence and context of the given records (``EVIDENCE_FIELDS``, ``seq`` and
@@ -350,6 +355,16 @@ def _sorted_groups(
         group = groups[key]
         group.sort(key=by_day)
         yield group
+
+
+def _pack_each(evidence: list[tuple[Any, ...]]) -> list[bytes]:
+    """Each record's evidence packed on its own (``_pack``), with a single call per record while all
+    of them are plain values (nearly always)."""
+    dumps = marshal.dumps
+    try:
+        return [dumps(ev) for ev in evidence]
+    except ValueError:
+        return [_pack(ev) for ev in evidence]
 
 
 def _pack(evidence: tuple[Any, ...]) -> bytes:

@@ -8,7 +8,7 @@ category, so a rationale is scanned once whatever the number of terms.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from pathlib import Path
@@ -16,16 +16,21 @@ from typing import Any, NamedTuple
 
 import yaml
 
+from fhir_dnacpr.assurance.match_starts import StartFinder, start_finder
+
 DEFAULT_TERMS_FILE = Path(__file__).resolve().parent / "data" / "rationale_terms.yaml"
 _SENTENCE_END = re.compile(r"[.;!?\n]")
-#: Words as the anchor index sees them: ASCII letters and apostrophes; everything else (digits,
-#: punctuation, non-ASCII) separates words ("92yo" → "yo", "Down’s" → "downs"). bytes.translate with
-#: a 256-byte table is the cheapest tokeniser Python has, and this runs on every rationale.
-_TOKEN_TABLE = bytes(c if (65 <= c <= 90 or 97 <= c <= 122 or c == 39) else 32 for c in range(256))
+#: Words as the anchor index sees them: ASCII letters (lower-cased) and apostrophes; everything else
+#: (digits, punctuation, non-ASCII) separates words ("92yo" → "yo", "Down’s" → "downs"). bytes.translate
+#: with a 256-byte table is the cheapest tokeniser Python has, and this runs on every rationale; the table
+#: lower-cases too, so the bytes need no ``lower()`` pass of their own.
+_TOKEN_TABLE = bytes(
+    c + 32 if 65 <= c <= 90 else c if (97 <= c <= 122 or c == 39) else 32 for c in range(256)
+)
 
 
 def _words(text: str) -> list[bytes]:
-    return text.encode("ascii", "ignore").lower().translate(_TOKEN_TABLE).split()
+    return text.encode("ascii", "ignore").translate(_TOKEN_TABLE).split()
 
 
 #: Punctuation that folding turns into spaces (apostrophes, slashes and comparison signs are kept).
@@ -68,6 +73,17 @@ class _Scanner:
     anchors: tuple[str, ...] | None  # words (or phrases) a match contains; None = always run
     case_sensitive_anchors: bool = False
     phrase: bool = False
+    starts: StartFinder | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "starts", start_finder(self.pattern))
+
+    def matches(self, text: str, ascii_lowered: str | None) -> Iterator[re.Match[str]]:
+        """``pattern.finditer(text)``, tried only where a match can start when that is known (see
+        ``match_starts``). ``ascii_lowered`` is ``text.lower()`` if the text is ASCII, else None."""
+        if self.starts is None:
+            return self.pattern.finditer(text)
+        return self.starts.finditer(text, ascii_lowered)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +211,7 @@ class TermMatcher:
         """All hits in ``text``, in order, after exclusions ("disabled parking") and negation."""
         if not text:
             return []
-        spaced = text.encode("ascii", "ignore").lower().translate(_TOKEN_TABLE)  # see _words
+        spaced = text.encode("ascii", "ignore").translate(_TOKEN_TABLE)  # see _words
         tokens = spaced.split()
         hit = self._triggers.intersection(tokens)
         always = self._always
@@ -226,9 +242,10 @@ class TermMatcher:
         if not run:
             return []
         hits: list[TermHit] = []
+        ascii_lowered = text.lower() if text.isascii() else None
         for i in sorted(run):
             cat, scanner = self._scanners[i]
-            for m in scanner.pattern.finditer(text):
+            for m in scanner.matches(text, ascii_lowered):
                 start, end = m.start(), m.end()
                 if cat.exclude is not None and self._excluded(cat.exclude, text, start, end):
                     continue
