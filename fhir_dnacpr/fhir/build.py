@@ -272,12 +272,7 @@ class _Builder:
     def add(self, resource: Resource, ref: str | None = None) -> dict:
         if ref is None:
             ref = f"{resource['resourceType']}/{resource['id']}"
-        known = self.seen.get(ref)
-        if known is None:
-            self.seen[ref] = resource
-            self.out.append(resource)
-        elif known is not resource and known != resource:
-            self.out.append(resource)
+        self._keep(resource, ref)
         return {"reference": ref}
 
     def _add_shared(self, entry: _SharedEntry) -> dict | None:
@@ -285,14 +280,17 @@ class _Builder:
         resource = entry[1]
         if resource is None:
             return None
-        ref = entry[2]
+        self._keep(resource, entry[2])
+        return entry[3]
+
+    def _keep(self, resource: Resource, ref: str) -> None:
+        """Output the resource once per record; a different one under the same ref is kept too."""
         known = self.seen.get(ref)
         if known is None:
             self.seen[ref] = resource
             self.out.append(resource)
         elif known is not resource and known != resource:
             self.out.append(resource)
-        return entry[3]
 
     # --- parties -------------------------------------------------------------------------------
 
