@@ -12,10 +12,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import marshal
 import operator
 import os
-import struct
 import sys
 import tempfile
 import time
@@ -36,6 +34,7 @@ from fhir_dnacpr.fhir.writers import Serialised, open_writer, serialise
 from fhir_dnacpr.issues import Issue, Severity
 from fhir_dnacpr.mapping import MappingSpec
 from fhir_dnacpr.model import CareRecord, RecordStatus
+from fhir_dnacpr.pipeline.frames import read_frames, write_frame
 from fhir_dnacpr.pipeline.ledger import Ledger, Verdict
 from fhir_dnacpr.pipeline.rejects import RejectSink, reason_of
 from fhir_dnacpr.pipeline.summary import RunSummary
@@ -213,23 +212,14 @@ def _verdict_stream(ledger: Ledger) -> Iterator[tuple[int, dict[str, Verdict]]]:
         yield current_seq, bucket
 
 
-_FRAME = struct.Struct("<I")
-
-
 def _spill(spill: BinaryIO, seq: int, origin: str, items: list[Serialised]) -> None:
-    """One record into the spill: a length-prefixed ``marshal`` blob (cheap to cut back out in pass
-    two). ``marshal`` suits a temporary file one interpreter writes and reads: it holds only ints,
-    str, bytes, tuples and lists, and costs about a third of ``pickle`` each way."""
-    blob = marshal.dumps((seq, origin, items))
-    spill.write(_FRAME.pack(len(blob)))
-    spill.write(blob)  # not ``header + blob``: that would copy the record's bytes once more
+    """One record into the spill, to be read back in order in pass two."""
+    write_frame(spill, (seq, origin, items))
 
 
 def _spilled(spill: BinaryIO) -> Iterator[tuple[int, str, list[Serialised]]]:
-    """The records pass one spilled, in input order (framed by length, loaded from bytes)."""
-    read, loads, unpack, size = spill.read, marshal.loads, _FRAME.unpack, _FRAME.size
-    while header := read(size):
-        yield loads(read(unpack(header)[0]))
+    """The records pass one spilled, in input order."""
+    return read_frames(spill)
 
 
 class _Progress:

@@ -20,18 +20,16 @@ inserted, once pass one is over.
 
 from __future__ import annotations
 
-import marshal
 import sqlite3
-import struct
 from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import BinaryIO
 
 from fhir_dnacpr.fhir.seen import BloomFilter
+from fhir_dnacpr.pipeline.frames import read_frames, write_frame
 
 _BATCH = 5_000
-_FRAME = struct.Struct("<I")
 DIGEST_SIZE = 16
 """Bytes per raw-record digest (``is_duplicate`` refuses others: the batch insert slices by size)."""
 _DIGEST_BATCH = 16_384
@@ -138,9 +136,7 @@ class Ledger:
             return
         if self._spool is None:
             raise RuntimeError("the ledger's verdicts were already read; it takes no more items")
-        blob = marshal.dumps(self._items)
-        self._spool.write(_FRAME.pack(len(blob)))
-        self._spool.write(blob)
+        write_frame(self._spool, self._items)
         self._items.clear()
 
     def _load_candidates(self) -> None:
@@ -154,9 +150,7 @@ class Ledger:
         self._spool = None
         flagged = self._flagged_keys
         with self._spool_path.open("rb", buffering=1 << 20) as spool, self._db:
-            read, unpack, size = spool.read, _FRAME.unpack, _FRAME.size
-            while header := read(size):
-                items = marshal.loads(read(unpack(header)[0]))
+            for items in read_frames(spool):
                 rows = [item for item in items if item[6] or item[2] in flagged or item[3] in flagged]
                 self._db.executemany("INSERT INTO item VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
         self._spool_path.unlink()
