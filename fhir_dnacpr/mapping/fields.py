@@ -577,12 +577,7 @@ class ObjectSpec(Node):
         if found is not None:
             return found
         issues_before = len(ctx.issues)
-        value = self._get(data, ctx)
-        if len(ctx.issues) == issues_before and value is not INVALID:
-            if len(self._memo) >= _MEMO_SIZE:
-                self._memo.clear()
-            self._memo[key] = value
-        return value
+        return _remember(self._memo, key, self._get(data, ctx), issues_before, ctx)
 
     def _get(self, data: Any, ctx: Context) -> Any:
         kwargs = self.fields(data, ctx)
@@ -766,14 +761,21 @@ def remembered_get(node: Scalar) -> Callable[[Any, Context], Any]:
         value = memo.get(key)
         if value is None:
             before = len(ctx.issues)
-            value = get(data, ctx)
-            if value is not INVALID and len(ctx.issues) == before:
-                if len(memo) >= _MEMO_SIZE:
-                    memo.clear()
-                memo[key] = value
+            value = _remember(memo, key, get(data, ctx), before, ctx)
         return value
 
     return get_remembered
+
+
+def _remember(memo: dict[Any, Any], key: Any, value: Any, issues_before: int, ctx: Context) -> Any:
+    """``value``, kept under ``key`` only when working it out raised no issue: a remembered value must
+    not hide a warning or error the next row with the same cells should report too. (The generated
+    ``fields`` writes the same rule inline.)"""
+    if value is not INVALID and len(ctx.issues) == issues_before:
+        if len(memo) >= _MEMO_SIZE:
+            memo.clear()
+        memo[key] = value
+    return value
 
 
 def _generate_fields(spec: ObjectSpec, fast: bool = True) -> Callable[..., Any]:
