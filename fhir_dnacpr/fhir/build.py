@@ -125,10 +125,11 @@ _FORM_TYPE_EXTENSIONS = _enum_extensions(c.EXT_FORM_TYPE, c.CS_FORM_TYPE, FormTy
 _ROLE_EXTENSIONS = _enum_extensions(c.EXT_RELATED_PARTY_ROLE, c.CS_RELATED_PARTY_ROLE, PartyRole, False)
 
 
-def _form_type_extension(form_type: FormType) -> dict:
-    found = _FORM_TYPE_EXTENSIONS.get(form_type)
+def _enum_extension(table: dict[Any, dict], url: str, system: str, value: Any, as_concept: bool) -> dict:
+    """The extension for ``value`` from its enum's table; a value outside the enum is built as usual."""
+    found = table.get(value)
     if found is None:
-        return _coded_extension(c.EXT_FORM_TYPE, c.CS_FORM_TYPE, str(form_type), False)
+        return _coded_extension(url, system, str(value), as_concept)
     return found
 
 
@@ -401,9 +402,9 @@ class _Builder:
 
     def related_person(self, party: RelatedParty, person: Person, patient_ref: dict) -> dict:
         role = str(party.role) if party.role else _OTHER_ROLE
-        role_extension = _ROLE_EXTENSIONS.get(role)
-        if role_extension is None:
-            role_extension = _coded_extension(c.EXT_RELATED_PARTY_ROLE, c.CS_RELATED_PARTY_ROLE, role, False)
+        role_extension = _enum_extension(
+            _ROLE_EXTENSIONS, c.EXT_RELATED_PARTY_ROLE, c.CS_RELATED_PARTY_ROLE, role, False
+        )
         person_id = self.ids.id_for("RelatedPerson", person.nhs_number, role, party.name)
         resource: Resource = {
             "resourceType": "RelatedPerson",
@@ -485,10 +486,11 @@ class _Builder:
             extension.append({"url": c.EXT_CLINICAL_RATIONALE, "valueString": d.rationale})
         capacity = d.capacity
         if capacity:
-            found = _CAPACITY_EXTENSIONS.get(capacity)
-            if found is None:
-                found = _coded_extension(c.EXT_MENTAL_CAPACITY, c.CS_MENTAL_CAPACITY, str(capacity), True)
-            extension.append(found)
+            extension.append(
+                _enum_extension(
+                    _CAPACITY_EXTENSIONS, c.EXT_MENTAL_CAPACITY, c.CS_MENTAL_CAPACITY, capacity, True
+                )
+            )
         if d.reason_not_discussed:
             extension.append({"url": c.EXT_REASON_NOT_DISCUSSED, "valueString": d.reason_not_discussed})
         endorsement = d.senior_endorsement
@@ -503,7 +505,9 @@ class _Builder:
             )
         form_type = d.form_type
         if form_type:
-            extension.append(_form_type_extension(form_type))
+            extension.append(
+                _enum_extension(_FORM_TYPE_EXTENSIONS, c.EXT_FORM_TYPE, c.CS_FORM_TYPE, form_type, False)
+            )
 
         system = source.system
         record_id = source.record_id
@@ -587,7 +591,9 @@ class _Builder:
                 adrt.append({"url": "location", "valueString": p.adrt_location})
             extension.append({"url": c.EXT_ADRT, "extension": adrt})
         if p.form_type:
-            extension.append(_form_type_extension(p.form_type))
+            extension.append(
+                _enum_extension(_FORM_TYPE_EXTENSIONS, c.EXT_FORM_TYPE, c.CS_FORM_TYPE, p.form_type, False)
+            )
 
         system = source.system
         record_id = source.record_id
