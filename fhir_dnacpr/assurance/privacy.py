@@ -34,9 +34,7 @@ class Pseudonymiser:
 
     def key_of(self, nhs_number: str) -> int:
         """Signed 64-bit key (fits an SQLite INTEGER); collisions are ~1 in 2^64 per pair."""
-        keyed = self._keyed.copy()  # ``digest``, written out: this runs for every record
-        keyed.update(nhs_number.encode())
-        return int.from_bytes(keyed.digest(), "big", signed=True)
+        return int.from_bytes(self.digest(nhs_number), "big", signed=True)
 
     @staticmethod
     def label_of_key(key: int) -> str:
