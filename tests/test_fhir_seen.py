@@ -75,3 +75,16 @@ def test_repeat_filter_rules_out_most_keys_noted_once() -> None:
 def test_bloom_filter_size_is_checked() -> None:
     with pytest.raises(ValueError):
         BloomFilter(2)
+
+
+@given(st.lists(KEYS, max_size=200), st.sampled_from([3, 6, 26]))
+def test_note_one_changes_the_filters_as_two_bloom_filter_adds_do(keys: list[str], bits_log2: int) -> None:
+    repeats = RepeatFilter(seen_bits_log2=bits_log2, repeated_bits_log2=max(3, bits_log2 - 2))
+    seen, repeated = BloomFilter(bits_log2), BloomFilter(max(3, bits_log2 - 2))
+    for key in keys:
+        was_seen = seen.add(key)
+        if was_seen:
+            repeated.add(key)
+        assert repeats.note_one(key) == was_seen
+    assert repeats._seen._words.tobytes() == seen._words.tobytes()
+    assert repeats._repeated._words.tobytes() == repeated._words.tobytes()

@@ -27,6 +27,7 @@ Identity rules (docs/fhir-mapping.md, "Output files"):
 
 from __future__ import annotations
 
+import operator
 import os
 from collections import defaultdict
 from collections.abc import Callable
@@ -38,13 +39,14 @@ import orjson
 
 from fhir_dnacpr.fhir.ids import IdFactory
 from fhir_dnacpr.fhir.provenance import build_provenance
-from fhir_dnacpr.fhir.seen import RepeatFilter, WrittenSet
+from fhir_dnacpr.fhir.seen import BIT_PAIRS, PAIR_INDEX_MASK, RepeatFilter, WrittenSet
 from fhir_dnacpr.issues import Issue, Severity
 
 Resource = dict[str, Any]
 T = TypeVar("T")
 Serialised = tuple[str, str, bytes]
 """One resource ready to write: (``Type/id``, resource type, compact JSON bytes)."""
+_REF_OF = operator.itemgetter(0)
 
 PLACEHOLDER_BASE = "https://fhir-dnacpr.invalid/fhir"
 """Base for ``fullUrl`` when the target server is not known (``.invalid`` is reserved: RFC 2606)."""
@@ -332,20 +334,25 @@ class NdjsonWriter(Writer):
         self, *args: Any, batch_records: int = 1000, repeats: RepeatFilter | None = None, **kwargs: Any
     ) -> None:
         super().__init__(*args, **kwargs)
-        self._may_repeat = repeats.may_repeat if repeats is not None else None
+        self._repeated_table = repeats.repeated_table() if repeats is not None else None
         self._files: dict[str, Any] = {}
         self._buffers: defaultdict[str, list[bytes]] = defaultdict(list)
         self._written = WrittenSet()
+        self._settled: dict[str, int] = {}
+        """The latest batches' part of ``_written`` (``Type/id`` → digest on disk), bounded: a shared
+        resource recurring in every batch is answered here instead of by SQLite."""
         self._targets: list[str] = []
         self._pending: list[tuple[str, list[Serialised]]] = []
         self._batch_records = batch_records
+
+    _SETTLED_MAX = 1 << 15
 
     def write(self, origin: str, resources: list[Resource]) -> list[Issue]:
         return self.write_serialised(origin, serialise(resources))
 
     def write_serialised(self, origin: str, items: list[Serialised]) -> list[Issue]:
         issues: list[Issue] = []
-        if len(items) > 1 and len({item[0] for item in items}) < len(items):
+        if len(items) > 1 and len(set(map(_REF_OF, items))) < len(items):
             items, issues = _merge_serialised(origin, items)
         pending = self._pending
         pending.append((origin, items))
@@ -353,25 +360,54 @@ class NdjsonWriter(Writer):
             issues += self._settle()
         return issues
 
+    def _on_disk(self, pending: list[tuple[str, list[Serialised]]]) -> tuple[dict[str, int], dict[str, int]]:
+        """The refs of ``pending`` that need the exact check (all, or those the caller's RepeatFilter
+        cannot rule out), each with the digest of its first version in the batch; and of those, the
+        ones an earlier batch wrote, with the digest written. ``_written`` learns the others."""
+        first: dict[str, int] = {}
+        current: dict[str, int] = {}
+        ask: dict[str, int] = {}
+        settled = self._settled
+        table = self._repeated_table
+        if table is None:
+            for _, items in pending:
+                for ref, _, data in items:
+                    if ref not in first:
+                        first[ref] = digest = hash(data)  # bytes cache their hash: later calls are free
+                        known = settled.get(ref)
+                        if known is None:
+                            ask[ref] = digest
+                        else:
+                            current[ref] = known
+        else:
+            words, word_mask = table
+            for _, items in pending:
+                for ref, _, data in items:
+                    h = hash(ref)  # RepeatFilter.may_repeat(ref), written out
+                    mask = BIT_PAIRS[(h >> 32) & PAIR_INDEX_MASK]
+                    if words[h & word_mask] & mask == mask and ref not in first:
+                        first[ref] = digest = hash(data)
+                        known = settled.get(ref)
+                        if known is None:
+                            ask[ref] = digest
+                        else:
+                            current[ref] = known
+        if ask:
+            current.update(self._written.settle(ask))
+        return first, current
+
     def _settle(self) -> list[Issue]:
         """Write the pending records in order, each resource only if no earlier record wrote it."""
         pending, self._pending = self._pending, []
-        may_repeat = self._may_repeat
-        # The refs that need the exact check: all, or those the caller's RepeatFilter cannot rule out.
-        first: dict[str, int] = {}
-        for _, items in pending:
-            for ref, _, data in items:
-                if ref not in first and (may_repeat is None or may_repeat(ref)):
-                    first[ref] = hash(data)  # bytes cache their hash: later calls are free
-        current = self._written.settle(first)  # ref → digest of the version already on disk
+        first, current = self._on_disk(pending)  # current: ref → digest of the version already on disk
         issues: list[Issue] = []
         buffers, chunk_size = self._buffers, self.chunk_size
         targets = self._targets
         origins: list[str] = []
         for origin, items in pending:
-            refs = []
+            if not items:
+                continue
             for ref, rtype, data in items:
-                refs.append(ref)
                 if ref in first:
                     known = current.get(ref)
                     if known is not None:
@@ -381,14 +417,18 @@ class NdjsonWriter(Writer):
                     current[ref] = hash(data)
                 buffers[rtype].append(data)
                 targets.append(ref)
-            if refs:
-                tail = '","origin":' + orjson.dumps(origin).decode() + "}\n"
-                origins.append('{"resource":"' + (tail + '{"resource":"').join(refs) + tail)
+            tail = '","origin":' + orjson.dumps(origin).decode() + "}\n"
+            origins.append('{"resource":"' + (tail + '{"resource":"').join(map(_REF_OF, items)) + tail)
             if len(targets) >= chunk_size:
                 self._write_provenance()
                 targets = self._targets
         self._origins.write("".join(origins).encode())
         self._drain()
+        if first:
+            settled = self._settled
+            if len(settled) + len(current) > self._SETTLED_MAX:
+                settled.clear()
+            settled.update(current)  # every ref of ``first``, with the digest now on disk
         return issues
 
     def _write_provenance(self) -> None:

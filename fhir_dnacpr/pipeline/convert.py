@@ -19,7 +19,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -30,7 +30,7 @@ from fhir_dnacpr import __version__
 from fhir_dnacpr.fhir.build import CAREPLAN_STATUS, CONSENT_STATUS, SharedParties, build_resources
 from fhir_dnacpr.fhir.ids import IdFactory
 from fhir_dnacpr.fhir.seen import RepeatFilter
-from fhir_dnacpr.fhir.writers import Serialised, open_writer, serialise
+from fhir_dnacpr.fhir.writers import Serialised, open_writer
 from fhir_dnacpr.issues import Issue, Severity
 from fhir_dnacpr.mapping import MappingSpec
 from fhir_dnacpr.model import CareRecord, RecordStatus
@@ -128,7 +128,6 @@ class _RawDigests:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NAIVE_EPOCH = datetime(1970, 1, 1)
 _EPOCH_DAY = date(1970, 1, 1)
-_MICROSECOND = timedelta(microseconds=1)
 _DAY = 86_400_000_000  # microseconds
 NO_ORDER = -(1 << 63)
 """The order key of an item with no date at all: below every instant (SQLite's smallest integer)."""
@@ -146,7 +145,9 @@ def _order_key(last_updated: datetime | None, fallback: date | datetime | None) 
         return NO_ORDER
     if not isinstance(value, datetime):
         return (value - _EPOCH_DAY).days * _DAY
-    return (value - (_NAIVE_EPOCH if value.tzinfo is None else _EPOCH)) // _MICROSECOND
+    # The timedelta's microseconds, added up here: ``delta // _MICROSECOND`` costs several times more.
+    delta = value - (_NAIVE_EPOCH if value.tzinfo is None else _EPOCH)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def _raw_copy(raw: RawRecord) -> Any:
@@ -179,23 +180,39 @@ def _note_items(ledger: Ledger, keys: _LedgerKeys, seq: int, record: CareRecord)
     A record's plan nearly always shares its decision's person, source record and last-updated time,
     so each keyed hash and order key is made once per record and only remade when the plan's differs.
     """
-    patient: tuple[str, str, bytes] | None = None
-    record_key: tuple[str, str, bytes] | None = None
-    order: tuple[datetime | None, int] | None = None  # (the last-updated time it was made for, key)
-    for kind, item in ((DECISION, record.decision), (PLAN, record.plan)):
-        if item is None:
-            continue
-        source = item.source
-        system, nhs_number, record_id = source.system, item.patient.nhs_number, source.record_id
-        if patient is None or patient[0] != system or patient[1] != nhs_number:
-            patient = (system, nhs_number, keys(system, nhs_number))
-        if record_key is None or record_key[0] != system or record_key[1] != record_id:
-            record_key = (system, record_id, keys(system, record_id))
-        last_updated = source.last_updated
-        clinical_date = item.decision_date if kind == DECISION else item.created  # type: ignore[union-attr]
-        if order is None or last_updated is None or order[0] is not last_updated:
-            order = (last_updated, _order_key(last_updated, clinical_date))
-        ledger.add_item(seq, kind, record_key[2], patient[2], order[1], item.status is RecordStatus.ACTIVE)
+    add_item = ledger.add_item
+    decision, plan = record.decision, record.plan
+    if decision is None:
+        if plan is not None:
+            source = plan.source
+            add_item(
+                seq,
+                PLAN,
+                keys(source.system, source.record_id),
+                keys(source.system, plan.patient.nhs_number),
+                _order_key(source.last_updated, plan.created),
+                plan.status is _ACTIVE,
+            )
+        return
+    source = decision.source
+    system, record_id, nhs_number = source.system, source.record_id, decision.patient.nhs_number
+    record_key, patient_key = keys(system, record_id), keys(system, nhs_number)
+    last_updated = source.last_updated
+    order = _order_key(last_updated, decision.decision_date)
+    add_item(seq, DECISION, record_key, patient_key, order, decision.status is _ACTIVE)
+    if plan is None:
+        return
+    source = plan.source
+    if source.system != system or source.record_id != record_id:
+        record_key = keys(source.system, source.record_id)
+    if source.system != system or plan.patient.nhs_number != nhs_number:
+        patient_key = keys(source.system, plan.patient.nhs_number)
+    if last_updated is None or source.last_updated is not last_updated:
+        order = _order_key(source.last_updated, plan.created)
+    add_item(seq, PLAN, record_key, patient_key, order, plan.status is _ACTIVE)
+
+
+_ACTIVE = RecordStatus.ACTIVE
 
 
 def _verdict_stream(ledger: Ledger) -> Iterator[tuple[int, dict[str, Verdict]]]:
@@ -212,14 +229,74 @@ def _verdict_stream(ledger: Ledger) -> Iterator[tuple[int, dict[str, Verdict]]]:
         yield current_seq, bucket
 
 
-def _spill(spill: BinaryIO, seq: int, origin: str, items: list[Serialised]) -> None:
-    """One record into the spill, to be read back in order in pass two."""
-    write_frame(spill, (seq, origin, items))
+_SPILL_BATCH = 16
+"""Records per spill frame. One ``marshal`` blob holds a resource object it meets in several records
+(a shared party's serialised item, see ``_Serialiser``) once, and reads back as one object. Small:
+``marshal.dumps`` grows its buffer in small steps, so a blob of megabytes costs several times more
+per record than one of tens of kilobytes."""
+
+
+class _Spill:
+    """Pass one's records, to be read back in order in pass two: frames of ``_SPILL_BATCH`` records."""
+
+    __slots__ = ("_batch", "_file")
+
+    def __init__(self, file: BinaryIO) -> None:
+        self._file = file
+        self._batch: list[tuple[int, str, list[Serialised]]] = []
+
+    def add(self, seq: int, origin: str, items: list[Serialised]) -> None:
+        batch = self._batch
+        batch.append((seq, origin, items))
+        if len(batch) >= _SPILL_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._batch:
+            write_frame(self._file, self._batch)
+            self._batch = []
 
 
 def _spilled(spill: BinaryIO) -> Iterator[tuple[int, str, list[Serialised]]]:
     """The records pass one spilled, in input order."""
-    return read_frames(spill)
+    for batch in read_frames(spill):
+        yield from batch
+
+
+class _Serialiser:
+    """``serialise`` for pass one, noting each ``Type/id`` in the run's ``RepeatFilter`` as it goes.
+
+    ``SharedParties`` hands out one read-only dict for a party that recurs (the GP practice, a
+    clinician on thousands of forms): such an object, met again, reuses its serialised item and is not
+    noted again (the filter already holds it as a repeat, so noting it would change nothing). Only an
+    object whose ``Type/id`` the filter may have met before is remembered, by identity; the table
+    keeps the object alive (so its id cannot be reused) and is cleared when full.
+    """
+
+    __slots__ = ("_memo", "_note_one")
+    MAX_ENTRIES = 4096
+
+    def __init__(self, repeats: RepeatFilter) -> None:
+        self._memo: dict[int, tuple[dict[str, Any], Serialised]] = {}
+        self._note_one = repeats.note_one
+
+    def __call__(self, resources: list[dict[str, Any]]) -> list[Serialised]:
+        memo, note_one, dumps = self._memo, self._note_one, orjson.dumps
+        items: list[Serialised] = []
+        for resource in resources:
+            known = memo.get(id(resource))
+            if known is not None and known[0] is resource:
+                items.append(known[1])
+                continue
+            resource_type = resource["resourceType"]
+            ref = f"{resource_type}/{resource['id']}"
+            item = (ref, resource_type, dumps(resource))
+            items.append(item)
+            if note_one(ref):
+                if len(memo) >= self.MAX_ENTRIES:
+                    memo.clear()
+                memo[id(resource)] = (resource, item)
+        return items
 
 
 class _Progress:
@@ -309,8 +386,10 @@ class _Run:
         self.raw_digest = _RawDigests()
         self.shared_parties = SharedParties(options.ids)
         # NDJSON writes each Type/id once per run: pass one notes them all, so pass two checks on disk
-        # only those that may occur more than once (fixed memory; bundles do not need it).
-        self.repeats = RepeatFilter() if options.fmt == "ndjson" else None
+        # only those that may occur more than once (fixed memory). Bundles do not need it; the
+        # serialiser uses it for every format to recognise shared resources.
+        self.repeats = RepeatFilter()
+        self.serialise = _Serialiser(self.repeats)
         self.today = self.spec.today or date.today()  # one "today" for the whole run
 
     def reject(self, raw: RawRecord, stage: str, issues: list[Issue]) -> None:
@@ -318,7 +397,7 @@ class _Run:
         self.rejects.reject(raw.origin, stage, issues, copy)
         self.summary.rejected[(stage, reason_of(issues))] += 1
 
-    def first_pass(self, ledger: Ledger, spill: BinaryIO) -> None:
+    def first_pass(self, ledger: Ledger, spill: _Spill) -> None:
         """Read, map, build and validate each record once; reject or spill it."""
         options, summary = self.options, self.summary
         progress = self.progress if self.progress.enabled else None
@@ -341,7 +420,7 @@ class _Run:
                 )
                 return
 
-    def _convert_one(self, seq: int, raw: RawRecord, ledger: Ledger, spill: BinaryIO) -> None:
+    def _convert_one(self, seq: int, raw: RawRecord, ledger: Ledger, spill: _Spill) -> None:
         result = self.spec.map(raw, today=self.today)
         if result.issues:
             self.summary.warnings += sum(1 for i in result.issues if not i.is_error)
@@ -357,10 +436,7 @@ class _Run:
             self.summary.warnings += len(issues)
         _note_items(ledger, self.ledger_keys, seq, result.record)
         # Serialised once, here; pass two parses again only records with a verdict.
-        items = serialise(resources)
-        if self.repeats is not None:
-            self.repeats.note([item[0] for item in items])
-        _spill(spill, seq, str(raw.origin), items)
+        spill.add(seq, str(raw.origin), self.serialise(resources))
 
     def second_pass(self, verdicts: Iterator[tuple[int, dict[str, Verdict]]], spill_path: Path) -> None:
         """Apply the ledger's verdicts to the spilled resources, in input order, and write them."""
@@ -374,7 +450,7 @@ class _Run:
             source_sha256=summary.inputs[0]["sha256"],
             run_time=options.run_time,
             overwrite=options.overwrite,
-            repeats=self.repeats,
+            repeats=self.repeats if options.fmt == "ndjson" else None,
         )
         # Counted in locals (this loop runs once per record) and added to the summary at the end.
         converted = warnings = 0
@@ -386,19 +462,20 @@ class _Run:
                 spill_path.open("rb", buffering=1 << 20) as spill,
                 (options.out_dir / "replaced.ndjson").open("wb") as replaced,
             ):
-                for seq, origin, items in _spilled(spill):
-                    if seq == next_seq:
-                        items, superseded = _apply_verdicts(items, record_verdicts)
-                        summary.superseded += superseded
-                        next_seq, record_verdicts = next(verdicts, no_verdict)
-                        if not items:
-                            summary.versions_replaced += 1
-                            replaced.write(orjson.dumps({"where": origin}) + b"\n")
-                            continue
-                    issues = write(origin, items)
-                    if issues:
-                        warnings += len(issues)
-                    converted += 1
+                for batch in read_frames(spill):  # _spilled(spill), written out
+                    for seq, origin, items in batch:
+                        if seq == next_seq:
+                            items, superseded = _apply_verdicts(items, record_verdicts)
+                            summary.superseded += superseded
+                            next_seq, record_verdicts = next(verdicts, no_verdict)
+                            if not items:
+                                summary.versions_replaced += 1
+                                replaced.write(orjson.dumps({"where": origin}) + b"\n")
+                                continue
+                        issues = write(origin, items)
+                        if issues:
+                            warnings += len(issues)
+                        converted += 1
         finally:
             summary.records_converted += converted
             summary.warnings += warnings
@@ -429,8 +506,12 @@ def convert(options: ConvertOptions) -> RunSummary:
         ledger = Ledger(Path(tmp) / "ledger.sqlite")
         spill_path = Path(tmp) / "spill.ndjson"
         try:
-            with spill_path.open("wb", buffering=1 << 20) as spill:
-                run.first_pass(ledger, spill)
+            with spill_path.open("wb", buffering=1 << 20) as spill_file:
+                spill = _Spill(spill_file)
+                try:
+                    run.first_pass(ledger, spill)
+                finally:
+                    spill.flush()
             run.second_pass(_verdict_stream(ledger), spill_path)
         finally:
             ledger.close()
