@@ -6,6 +6,8 @@ import dataclasses
 from datetime import date
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fhir_dnacpr.assurance import AuditConfig, audit
 from fhir_dnacpr.assurance.config import ConfigError
@@ -321,3 +323,91 @@ def test_a_record_that_breaks_a_rule_does_not_end_the_audit() -> None:
     assert result.records == 3 and result.rule_counts == {"no-review-date": 2}
     assert result.unreadable_count == 1
     assert result.unreadable == [(f"urn:example:gp|{odd.decision.source.record_id}", "AttributeError")]  # type: ignore[union-attr]
+
+
+# -- the stream's fast paths against their plain forms ----------------------------------------------
+
+_SYSTEMS = st.sampled_from(("urn:example:gp", "urn:example:epr", "urn:example:hospice"))
+_ORGS = st.sampled_from((GP, TRUST, Organisation(None, "  Unnamed Home "), None))
+_MAKERS = st.sampled_from(
+    (DR, FY2, Professional("Rees", (), None, None, None), Professional("", (), None, None, None), None)
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(
+            _SYSTEMS,
+            _ORGS,
+            _MAKERS,
+            st.dates(date(1990, 1, 1), date(2030, 12, 31)),
+            st.sampled_from(tuple(CprDecisionValue)),
+            st.sampled_from((RecordStatus.ACTIVE, RecordStatus.CANCELLED, RecordStatus.SUPERSEDED)),
+            st.sampled_from(NHS),
+            st.sampled_from(("ZY1 1AA", "zy11aa", None)),
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_stored_evidence_reads_back_as_the_plain_texts(specs) -> None:
+    """The spill stores a record's system, organisation, decision, status and decision maker as
+    indexes and its day as a number; read back they are the texts the record had, and the quarter
+    is the day's."""
+    from fhir_dnacpr.assurance.engine import AuditRun, _maker_label
+
+    run = AuditRun(AuditConfig(as_of=AS_OF))
+    try:
+        expected = {}
+        for system, org, maker, day, value, status, nhs, postcode in specs:
+            record = decision(
+                source=SourceRef(system, f"R{next(_ids)}", file="export.csv", location="line 2"),
+                patient=Person(nhs, "Archer", ("Ann",), postcode=postcode),
+                custodian=org,
+                decision_maker=maker,
+                decision=value,
+                decision_date=day,
+                status=status,
+            )
+            run.add(record)
+            org_key = (org.ods_code or (org.name or "").strip()) if org else "(no organisation)"
+            candidate = (
+                value is CprDecisionValue.NOT_FOR_CPR
+                and maker is not None
+                and (maker.registration_number or maker.display_name.strip())
+            )
+            label = (_maker_label(maker) if maker else None) if candidate else None
+            expected[run._seq] = (
+                system,
+                org_key,
+                value.value,
+                day.isoformat(),
+                status.value,
+                f"{day.year}-Q{(day.month - 1) // 3 + 1}",
+                label,
+            )
+        rows = run._stored_rows(list(expected))
+        assert {
+            seq: (r["system"], r["org"], r["decision"], r["day"], r["status"], r["quarter"], r["maker"])
+            for seq, r in rows.items()
+        } == expected
+    finally:
+        run.close()
+
+
+@given(st.lists(st.one_of(st.none(), st.text(max_size=5)), min_size=9, max_size=9))
+def test_findings_made_in_c_equal_the_named_tuples(values) -> None:
+    """The engine makes evidence and findings with ``tuple.__new__`` and every field in order (no
+    Python ``__new__`` frame): a field added to either class must be added there too."""
+    from fhir_dnacpr.assurance.engine import _new_tuple
+    from fhir_dnacpr.assurance.findings import EvidenceRef, Finding
+
+    assert EvidenceRef._fields[-1] == "excerpt" and len(EvidenceRef._fields) == 9
+    assert Finding._fields[-1] == "data" and len(Finding._fields) == 8
+    evidence = _new_tuple(EvidenceRef, values)
+    assert type(evidence) is EvidenceRef and evidence == EvidenceRef(*values)
+    assert evidence._asdict() == EvidenceRef(*values)._asdict()
+    fields = ("rule", "detail", (evidence,), "org", values[0], values[1], (), None)
+    finding = _new_tuple(Finding, fields)
+    assert type(finding) is Finding and finding == Finding(*fields) and finding.data is None

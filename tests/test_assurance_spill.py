@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from itertools import accumulate
 
 import pytest
 from hypothesis import given, settings
@@ -19,7 +20,8 @@ class _Code(str):
 def _evidence(i: int) -> tuple:
     values = [f"{name}-{i}" for name in EVIDENCE_FIELDS]
     values[2] = None  # file
-    values[10] = "Frailty; Ms Ünal’s wishes — 92 yo" if i % 2 else None  # rationale
+    values[EVIDENCE_FIELDS.index("rationale")] = "Frailty; Ms Ünal’s wishes — 92 yo" if i % 2 else None
+    values[EVIDENCE_FIELDS.index("dayn")] = 700_000 + i  # the engine stores numbers too
     values[0] = _Code("urn:example:system") if i == 3 else values[0]
     return tuple(values)
 
@@ -40,6 +42,48 @@ def test_evidence_comes_back_by_seq_across_flushes(tmp_path) -> None:
         store.add_record((45_001, 1, 1, 0, 0, 0, 0, 1), _evidence(45_001))
         assert store.records([45_001])[45_001]["record_id"] == "record_id-45001"
         assert store.records([2])[2]["record_id"] == "record_id-2"
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.integers(1, 5), min_size=1, max_size=200),
+    st.lists(st.integers(0, 1200), max_size=40),
+    st.integers(0, 200),
+)
+def test_evidence_look_ups_read_one_record(gaps, wanted, read_after) -> None:
+    """Each record is found through its chunk's header, written or still buffered, whatever the
+    seqs (with gaps), and a seq never stored is left out; a look-up in the middle of the stream
+    changes nothing that follows."""
+    seqs = list(accumulate(gaps))
+    stored: dict[int, tuple] = {}
+    with SpillStore() as store:
+        for n, seq in enumerate(seqs):
+            evidence = (
+                seq % 3,
+                f"R{seq}",
+                None if seq % 4 else "file.csv",
+                "x" * (seq % 50),
+                None,
+                seq % 5,
+                0,
+                700_000 + seq,
+                seq % 3,
+                "Frail, 92 yo" if seq % 2 else None,
+                None,
+                None,
+                seq % 7 or None,
+            )
+            store.add_record((seq, -seq, 700_000 + seq, 0, 0, 0, 0, seq), evidence)
+            stored[seq] = evidence
+            if n == read_after:
+                assert store.evidence(wanted) == {
+                    s: (-s, stored[s]) for s in sorted(set(wanted)) if s in stored
+                }
+        found = store.evidence(wanted)
+        assert list(found) == sorted(s for s in set(wanted) if s in stored)
+        assert found == {s: (-s, stored[s]) for s in found}
+        rows = store.records(wanted)
+        assert all(tuple(rows[s][f] for f in EVIDENCE_FIELDS) == stored[s] for s in rows)
 
 
 def test_candidates_grouped_filtered_and_in_date_order(tmp_path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import NamedTuple
 
 VALUE_NOT_FOR_CPR = 0
@@ -63,7 +64,8 @@ def person_issues(rows: Iterable[tuple[int, ...]]) -> Iterator[PersonIssue]:
         yield from _check_person(list(map(_make_row, group)))
 
 
-_make_row = PersonRow._make
+#: ``PersonRow._make`` without its Python frame: ``tuple.__new__`` in C, on rows of exactly its fields.
+_make_row = partial(tuple.__new__, PersonRow)
 
 
 def _check_person(rows: list[PersonRow]) -> Iterator[PersonIssue]:

@@ -71,6 +71,15 @@ _LACKS_CAPACITY = Capacity.LACKS_CAPACITY
 _STATUS_TEXT = {s: s.value for s in RecordStatus}
 _TERM_CACHE_SIZE = 4096
 _DECISION_TEXT = {v: v.value for v in CprDecisionValue}
+# A stored record's evidence holds small integers where it can (marshal packs an int faster than a
+# str): the status and decision as indexes into these tuples of their texts.
+_STATUS_TEXTS = tuple(s.value for s in RecordStatus)
+_STATUS_INDEX = {s: i for i, s in enumerate(RecordStatus)}
+_DECISION_TEXTS = tuple(v.value for v in CprDecisionValue)
+_DECISION_INDEX = {v: i for i, v in enumerate(CprDecisionValue)}
+# Named tuples made from a tuple of all their fields, in C: the classes' own ``__new__`` is a Python
+# function (a frame per call), and a finding and its evidence are made for most records.
+_new_tuple = tuple.__new__
 _BODY_TEXT = {b: b.value for b in RegistrationBody}
 
 
@@ -225,7 +234,8 @@ class AuditRun:
         self._scan_terms = self._on_terms or self._on_conflated
         self._cells: dict[tuple[str, str], Any] = {}
         self._quarters: dict[tuple[int, int], str] = {}
-        self._makers: dict[str, str] = {}  # one entry per decision maker: small
+        self._makers: dict[str, int] = {}  # one entry per decision maker (its label's index): small
+        self._maker_labels: list[str] = []
         # templated rationales repeat (that is the blanket pattern): scan each text once
         self._term_cache: dict[str, list] = {}
         self._org_names = self.result.metrics.org_names
@@ -385,20 +395,24 @@ class AuditRun:
         if not (found or maker_key or want_person):
             return
         source = d.source
-        day_iso = day.isoformat() if day is not None else None
         if found:
+            day_iso = day.isoformat() if day is not None else None
             label = self.pseudo.label_of_key(pkey) if pkey is not None else "(no valid NHS number)"
             show = self._show
             person = patient_display(d.patient, label, True) if show else label
-            plain = EvidenceRef(
-                source.system,
-                mask_record_id(source.record_id, show),
-                person,
-                _origin(source.file, source.location),
-                org,
-                _DECISION_TEXT[d.decision],
-                day_iso,
-                _STATUS_TEXT[status],
+            plain = _new_tuple(
+                EvidenceRef,
+                (
+                    source.system,
+                    mask_record_id(source.record_id, show),
+                    person,
+                    _origin(source.file, source.location),
+                    org,
+                    _DECISION_TEXT[d.decision],
+                    day_iso,
+                    _STATUS_TEXT[status],
+                    None,  # excerpt
+                ),
             )
             with_text = None
             collect = self.collector
@@ -408,37 +422,41 @@ class AuditRun:
                     if with_text is None:
                         with_text = plain._replace(excerpt=mask_text(rationale, d.patient, show))
                     evidence = with_text
-                collect(Finding(rule_id, detail, (evidence,), org, quarter, person, terms))
+                finding = (rule_id, detail, (evidence,), org, quarter, person, terms, None)  # data: None
+                collect(_new_tuple(Finding, finding))
         if not (maker_key or want_person):
             return
         postcode = _postcode_key(d.patient.postcode) if maker_key else None
-        # the pseudonym is not stored: it is a function of pkey, made again if the record is shown
+        dayn = day.toordinal()  # type: ignore[union-attr]  # stored records all have a date
+        sys_id = self._systems.setdefault(source.system, len(self._systems))
+        org_id = self._orgs.setdefault(org, len(self._orgs))
+        # the pseudonym is not stored: it is a function of pkey, made again if the record is shown;
+        # nor are the day's text and quarter, functions of its number (see ``_stored_rows``)
         self.store.add_record(
             (
                 seq,
                 pkey,
-                day.toordinal(),  # type: ignore[union-attr]  # stored records all have a date
+                dayn,
                 VALUE_NOT_FOR_CPR if not_for_cpr else VALUE_FOR_CPR,
                 _STATUS_CODE[status] if want_person else None,
-                self._systems.setdefault(source.system, len(self._systems)),
-                self._orgs.setdefault(org, len(self._orgs)),
+                sys_id,
+                org_id,
                 hash((source.system, source.record_id)),
             ),
             (
-                source.system,
+                sys_id,
                 source.record_id,
                 source.file,
                 source.location,
                 patient_display(d.patient, "", True) if self._show else None,
-                org,
-                _DECISION_TEXT[d.decision],
-                day_iso,
-                _STATUS_TEXT[status],
-                quarter,
+                org_id,
+                _DECISION_INDEX[d.decision],
+                dayn,
+                _STATUS_INDEX[status],
                 rationale if maker_key else None,
                 _names(d.patient) if maker_key else None,
                 postcode,
-                self._maker_label(maker_key, maker) if maker_key else None,
+                self._maker_id(maker_key, maker) if maker_key else None,
             ),
             # texts are compared (and hashed for exact duplicates) in the sweep, after sorting
             hash((org, maker_key)) if maker_key is not None and org != NO_ORGANISATION else None,
@@ -446,11 +464,42 @@ class AuditRun:
             folded(rationale) if maker_key else None,
         )
 
-    def _maker_label(self, key: str, maker: Professional | None) -> str:
-        label = self._makers.get(key)
-        if label is None:
-            label = self._makers[key] = _maker_label(maker) if maker else "(unknown decision maker)"
-        return label
+    def _maker_id(self, key: str, maker: Professional | None) -> int:
+        """The index of the decision maker's label in ``_maker_labels`` (labelled once per key)."""
+        index = self._makers.get(key)
+        if index is None:
+            index = self._makers[key] = len(self._maker_labels)
+            self._maker_labels.append(_maker_label(maker) if maker else "(unknown decision maker)")
+        return index
+
+    def _stored_rows(self, seqs: list[int]) -> dict[int, dict[str, Any]]:
+        """The stored records ``seqs``, by seq, with their evidence as texts again: system, record_id,
+        file, location, patient, org, decision, day, status, quarter, rationale, names, setting, maker
+        and pkey (see ``spill.EVIDENCE_FIELDS`` for what is stored as a number)."""
+        systems, orgs = list(self._systems), list(self._orgs)  # in id order: ids are insertion counts
+        out = {}
+        for seq, (pkey, values) in self.store.evidence(seqs).items():
+            system, record_id, file, location, patient, org, decision, dayn, status = values[:9]
+            rationale, names, setting, maker = values[9:]
+            day = date.fromordinal(dayn)
+            out[seq] = {
+                "system": systems[system],
+                "record_id": record_id,
+                "file": file,
+                "location": location,
+                "patient": patient,
+                "org": orgs[org],
+                "decision": _DECISION_TEXTS[decision],
+                "day": day.isoformat(),
+                "status": _STATUS_TEXTS[status],
+                "quarter": self._quarter(day),
+                "rationale": rationale,
+                "names": names,
+                "setting": setting,
+                "maker": None if maker is None else self._maker_labels[maker],
+                "pkey": pkey,
+            }
+        return out
 
     def _quarter(self, day: date) -> str:
         key = (day.year, day.month)
@@ -495,16 +544,19 @@ class AuditRun:
             excerpt = mask_text(
                 row["rationale"], Person("", names[0] or None, tuple(n for n in names[1:] if n)), show
             )
-        return EvidenceRef(
-            system=row["system"],
-            record_id=mask_record_id(row["record_id"], show),
-            patient=row["patient"] or self.pseudo.label_of_key(row["pkey"]),
-            origin=_origin(row["file"], row["location"]),
-            organisation=row["org"],
-            decision=row["decision"],
-            decision_date=row["day"],
-            status=row["status"],
-            excerpt=excerpt,
+        return _new_tuple(
+            EvidenceRef,
+            (
+                row["system"],
+                mask_record_id(row["record_id"], show),
+                row["patient"] or self.pseudo.label_of_key(row["pkey"]),
+                _origin(row["file"], row["location"]),
+                row["org"],
+                row["decision"],
+                row["day"],
+                row["status"],
+                excerpt,
+            ),
         )
 
     def _add_plan(self, p: AdvanceCarePlan) -> None:
@@ -579,7 +631,7 @@ class AuditRun:
 
     def _report_cluster(self, cluster: RawCluster) -> Cluster:
         seqs = [m[0] for m in cluster.members]
-        rows = self.store.records(seqs)
+        rows = self._stored_rows(seqs)
         evidence = tuple(self._stored_evidence(rows[s], with_text=True) for s in seqs)
         orgs = Counter(rows[s]["org"] for s in seqs)
         org = sorted(orgs.items(), key=lambda kv: (-kv[1], kv[0] or ""))[0][0] or NO_ORGANISATION
@@ -625,7 +677,7 @@ class AuditRun:
         )
         if not self.config.is_enabled(rule_id):
             return
-        rows = self.store.records(seqs)
+        rows = self._stored_rows(seqs)
         evidence = tuple(self._stored_evidence(rows[s], with_text=False) for s in seqs if s in rows)
         flagged = rows[seqs[0]]
         systems = {e.system for e in evidence}

@@ -34,13 +34,15 @@ from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterator
 from functools import partial
-from itertools import chain
+from itertools import accumulate, chain
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, BinaryIO
 
 #: The evidence of a record, in the order ``add_record`` takes it: packed in chunks in a flat file,
 #: because it is read back only for the few records a cross-record finding shows.
+#: The engine stores numbers where it can (the system's, organisation's and decision maker's index in
+#: its tables, the status and decision by index, the day's ordinal): marshal packs them faster than text.
 EVIDENCE_FIELDS = (
     "system",
     "record_id",
@@ -49,9 +51,8 @@ EVIDENCE_FIELDS = (
     "patient",
     "org",
     "decision",
-    "day",
+    "dayn",
     "status",
-    "quarter",
     "rationale",
     "names",
     "setting",
@@ -78,7 +79,7 @@ _BY_DAY = itemgetter(2)  # rows are (key, kind or day, ...): see ``_sorted_group
 _PERSON_DAY = itemgetter(1)
 ORG = 0
 POSTCODE = 1
-_Chunk = tuple[list[int], list[int | None], list[Any]]  # seqs, pkeys, evidence (packed once written)
+_Header = tuple[list[int], list[int | None], list[int]]  # an evidence chunk's seqs, pkeys, record ends
 
 
 def partition_of(key: int) -> int:
@@ -181,15 +182,13 @@ class SpillStore:
         self._buffered = 0
         self._evidence_file = (folder / "evidence.bin").open("w+b")
         self._chunk_first_seq = array("q")  # the first seq of each evidence chunk written
-        self._chunk_at = array("q")  # where each chunk starts; it ends where the next one starts
-        self._evidence_end = 0
+        self._chunk_at = array("q")  # where each chunk starts
+        self._chunk_header = array("I")  # the size of each chunk's header (its records follow it)
         self._seqs: list[int] = []  # of the evidence not yet written, with their pkeys
         self._pkeys: list[int | None] = []
         self._evidence: list[tuple[Any, ...]] = []
         self._last_seq: int | None = None
-        self._cached_chunk: tuple[int, tuple[list[int], list[int | None], list[tuple[Any, ...]]]] | None = (
-            None
-        )
+        self._cached_header: tuple[int, _Header] | None = None
 
     def add_record(
         self,
@@ -237,14 +236,16 @@ class SpillStore:
     def _write_evidence(self) -> None:
         if not self._seqs:
             return
-        # each record packed on its own, so a look-up unpacks one record, not the whole chunk
-        blob = marshal.dumps((self._seqs, self._pkeys, _pack_each(self._evidence)), _FORMAT)
+        # each record packed on its own after a small header (seqs, pkeys, where each record ends),
+        # so a look-up reads the header and then only the one record it wants
+        packed = _pack_each(self._evidence)
+        header = marshal.dumps((self._seqs, self._pkeys, list(accumulate(map(len, packed)))), _FORMAT)
         f = self._evidence_file
         f.seek(0, 2)
         self._chunk_first_seq.append(self._seqs[0])
         self._chunk_at.append(f.tell())
-        self._evidence_end = f.tell() + len(blob)
-        f.write(blob)
+        self._chunk_header.append(len(header))
+        f.write(header + b"".join(packed))
         self._seqs, self._pkeys, self._evidence = [], [], []
 
     def flush(self) -> None:
@@ -292,38 +293,45 @@ class SpillStore:
         """The stored evidence and context of the given records (``EVIDENCE_FIELDS``, ``seq`` and
         ``pkey``), by ``seq``; a seq never stored is left out."""
         out: dict[int, dict[str, Any]] = {}
-        for seq in sorted(set(seqs)):
-            chunk = self._chunk_of(seq)
-            if chunk is None:
-                continue
-            chunk_seqs, pkeys, evidence = chunk
-            i = bisect_right(chunk_seqs, seq) - 1
-            if i < 0 or chunk_seqs[i] != seq:
-                continue
-            packed = evidence[i]
-            values = marshal.loads(packed) if packed.__class__ is bytes else packed  # else still buffered
+        for seq, (pkey, values) in self.evidence(seqs).items():
             row = dict(zip(EVIDENCE_FIELDS, values, strict=True))
-            row["seq"], row["pkey"] = seq, pkeys[i]
+            row["seq"], row["pkey"] = seq, pkey
             out[seq] = row
         return out
 
-    def _chunk_of(self, seq: int) -> _Chunk | None:
-        """The evidence chunk that would hold ``seq``: written (one read, the last one kept) or buffered."""
-        if self._seqs and seq >= self._seqs[0]:
-            return self._seqs, self._pkeys, self._evidence
-        n = bisect_right(self._chunk_first_seq, seq) - 1
-        if n < 0:
-            return None
-        cached = self._cached_chunk
+    def evidence(self, seqs: list[int]) -> dict[int, tuple[int | None, tuple[Any, ...]]]:
+        """``records`` as (pkey, the evidence tuple ``add_record`` took), in increasing seq order."""
+        out: dict[int, tuple[int | None, tuple[Any, ...]]] = {}
+        buffered = self._seqs
+        for seq in sorted(set(seqs)):
+            if buffered and seq >= buffered[0]:  # not written yet
+                i = bisect_right(buffered, seq) - 1
+                if buffered[i] == seq:
+                    out[seq] = (self._pkeys[i], self._evidence[i])
+                continue
+            n = bisect_right(self._chunk_first_seq, seq) - 1
+            if n < 0:
+                continue
+            chunk_seqs, pkeys, ends = self._header_of(n)
+            i = bisect_right(chunk_seqs, seq) - 1
+            if i < 0 or chunk_seqs[i] != seq:
+                continue
+            start = ends[i - 1] if i else 0
+            at = self._chunk_at[n] + self._chunk_header[n] + start
+            out[seq] = (pkeys[i], marshal.loads(os.pread(self._evidence_file.fileno(), ends[i] - start, at)))
+        return out
+
+    def _header_of(self, n: int) -> _Header:
+        """Evidence chunk ``n``'s header (one read; the last one is kept)."""
+        cached = self._cached_header
         if cached is not None and cached[0] == n:
             return cached[1]
-        f = self._evidence_file
-        f.flush()  # nothing pending after the first look-up: one cheap call
-        at = self._chunk_at[n]
-        end = self._chunk_at[n + 1] if n + 1 < len(self._chunk_at) else self._evidence_end
-        chunk = marshal.loads(os.pread(f.fileno(), end - at, at))
-        self._cached_chunk = (n, chunk)
-        return chunk
+        self._evidence_file.flush()  # nothing pending after the first look-up: one cheap call
+        header = marshal.loads(
+            os.pread(self._evidence_file.fileno(), self._chunk_header[n], self._chunk_at[n])
+        )
+        self._cached_header = (n, header)
+        return header
 
     def close(self) -> None:
         try:
@@ -362,16 +370,16 @@ def _pack_each(evidence: list[tuple[Any, ...]]) -> list[bytes]:
     of them are plain values (nearly always)."""
     dumps = marshal.dumps
     try:
-        return [dumps(ev) for ev in evidence]
+        return [dumps(ev, _FORMAT) for ev in evidence]
     except ValueError:
         return [_pack(ev) for ev in evidence]
 
 
 def _pack(evidence: tuple[Any, ...]) -> bytes:
     try:
-        return marshal.dumps(evidence)
+        return marshal.dumps(evidence, _FORMAT)
     except ValueError:  # a str subclass from some source: store it as the plain text it is
-        return marshal.dumps(tuple(str.__str__(v) if isinstance(v, str) else v for v in evidence))
+        return marshal.dumps(tuple(str.__str__(v) if isinstance(v, str) else v for v in evidence), _FORMAT)
 
 
 def _busy_keys(rows: list[tuple[Any, ...]], min_people: int) -> set[int]:
