@@ -9,9 +9,9 @@ import re
 import orjson
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 from strategies import nhs_numbers
 
-from fhir_dnacpr.fhir import ids as ids_module
 from fhir_dnacpr.fhir.ids import DEFAULT_EXAMPLE_KEY, ID_KEY_ENV, IdFactory
 from fhir_dnacpr.terminology.identifiers import nhs_number_check_digit
 
@@ -79,13 +79,21 @@ def test_key_parts_cannot_run_into_each_other() -> None:
     assert factory.id_for("Patient", NHS) != factory.id_for("RelatedPerson", NHS)
 
 
-def test_cache_is_bounded_and_ids_stay_right(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ids_module, "_CACHE_SIZE", 8)
-    cached = IdFactory(b"k")
-    fresh = [IdFactory(b"k").id_for("Consent", "sys", str(n)) for n in range(30)]
-    for _ in range(2):
-        assert [cached.id_for("Consent", "sys", str(n)) for n in range(30)] == fresh
-    assert len(cached._cache) <= 8
+key_parts = st.one_of(st.none(), st.text(max_size=40), st.sampled_from(["", "None", "a|b", "\u00e9\u2603"]))
+
+
+@given(
+    st.binary(min_size=1, max_size=150),
+    st.sampled_from(["Patient", "Consent", "Condition", "RelatedPerson"]),
+    st.lists(key_parts, max_size=6),
+)
+def test_every_id_is_the_plain_hmac_of_its_key_parts(key: bytes, resource_type: str, parts: list) -> None:
+    """The prepared-state HMAC equals the library's, for any key length and any parts (twice over:
+    the prepared states must not be consumed by a call)."""
+    factory = IdFactory(key)
+    expected = hmac.new(key, orjson.dumps([resource_type, *parts]), hashlib.sha256).hexdigest()[:40]
+    assert factory.id_for(resource_type, *parts) == expected
+    assert factory.id_for(resource_type, *parts) == expected
 
 
 def test_key_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:

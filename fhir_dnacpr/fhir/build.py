@@ -5,7 +5,7 @@ models, no deep copies, no validation. Keys are inserted in the specification's 
 JSON reads like the spec's examples, and the output is a pure function of the record and the id key
 (byte-identical on re-runs). Empty strings count as absent: FHIR forbids them.
 
-Fragments that never vary (fixed codings, ``meta.profile`` lists, coded extensions) are built once
+Fragments that never vary (fixed codings, ``meta`` blocks, coded extensions) are built once
 at import and shared by every resource, so built resources are read-only: code that changes one in
 place (supersession marking changes ``status`` and ``meta.tag``) only touches parts made per record.
 """
@@ -93,6 +93,13 @@ _PROFILES_DOCUMENTREFERENCE = [c.PROFILE_UKCORE_DOCUMENTREFERENCE]
 _PROFILES_CONDITION = [PROFILE_UKCORE_CONDITION]
 _PROFILES_CONSENT = [c.PROFILE_DNACPR_CONSENT]
 _PROFILES_CAREPLAN = [c.PROFILE_ACP_CAREPLAN]
+# Whole ``meta`` blocks of the resources supersession never touches (all but Consent and CarePlan).
+_META_PATIENT = {"profile": _PROFILES_PATIENT}
+_META_ORGANIZATION = {"profile": _PROFILES_ORGANIZATION}
+_META_PRACTITIONER = {"profile": _PROFILES_PRACTITIONER}
+_META_RELATEDPERSON = {"profile": _PROFILES_RELATEDPERSON}
+_META_DOCUMENTREFERENCE = {"profile": _PROFILES_DOCUMENTREFERENCE}
+_META_CONDITION = {"profile": _PROFILES_CONDITION}
 _CODED_EXTENSIONS: dict[tuple[str, str, str], dict] = {}
 
 # Enum members read once: a class attribute lookup on an enum costs more than the comparison itself.
@@ -100,6 +107,8 @@ _NOT_FOR_CPR = CprDecisionValue.NOT_FOR_CPR
 _RESPECT = FormType.RESPECT
 _LPA_HEALTH_WELFARE = PartyRole.LPA_HEALTH_WELFARE
 _OTHER_ROLE = str(PartyRole.OTHER)
+_NHS_NUMBER_SYSTEM = c.NHS_NUMBER
+_RECORD_STATUS_SYSTEM = c.CS_RECORD_STATUS
 
 
 def _coded_extension(url: str, system: str, code: str, as_concept: bool) -> dict:
@@ -125,16 +134,13 @@ _FORM_TYPE_EXTENSIONS = _enum_extensions(c.EXT_FORM_TYPE, c.CS_FORM_TYPE, FormTy
 _ROLE_EXTENSIONS = _enum_extensions(c.EXT_RELATED_PARTY_ROLE, c.CS_RELATED_PARTY_ROLE, PartyRole, False)
 
 
-def _enum_extension(table: dict[Any, dict], url: str, system: str, value: Any, as_concept: bool) -> dict:
-    """The extension for ``value`` from its enum's table; a value outside the enum is built as usual."""
-    found = table.get(value)
-    if found is None:
-        return _coded_extension(url, system, str(value), as_concept)
-    return found
-
-
 _TEXT_CACHE_SIZE = 8192
 _date_texts: dict[Any, str] = {}
+"""Text by ``date`` value, and by ``(datetime, tzinfo, fold)`` for an aware datetime."""
+_naive_texts: dict[datetime, str] = {}
+"""Text by naive datetime of fold 0 (the usual source time), keyed by the bare value: equal naive values
+differ only in ``fold``, which only fold-0 values ever look up here, and a naive value never equals an
+aware one. Saves building and hashing a key tuple for the commonest case."""
 
 
 def fhir_datetime(value: date | datetime) -> str:
@@ -145,21 +151,32 @@ def fhir_datetime(value: date | datetime) -> str:
     are keyed with their zone and fold.
     """
     kind = value.__class__
-    key: Any = value if kind is date else (value, value.tzinfo, value.fold) if kind is datetime else None
-    if key is not None:
-        found = _date_texts.get(key)
-        if found is not None:
-            return found
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
+    if kind is date:
+        key: Any = value
+    elif kind is datetime:
+        if value.tzinfo is None and not value.fold:
+            found = _naive_texts.get(value)
+            if found is not None:
+                return found
+            text = value.replace(tzinfo=LOCAL_TIMEZONE).isoformat()
+            if len(_naive_texts) >= _TEXT_CACHE_SIZE:
+                _naive_texts.clear()
+            _naive_texts[value] = text
+            return text
+        key = (value, value.tzinfo, value.fold)
+    else:  # a subclass: its own equality and text, so not cached
+        if isinstance(value, datetime) and value.tzinfo is None:
             value = value.replace(tzinfo=LOCAL_TIMEZONE)
-        text = value.isoformat()
-    else:
-        text = value.isoformat()
-    if key is not None:
-        if len(_date_texts) >= _TEXT_CACHE_SIZE:
-            _date_texts.clear()
-        _date_texts[key] = text
+        return value.isoformat()
+    found = _date_texts.get(key)
+    if found is not None:
+        return found
+    if kind is datetime and value.tzinfo is None:
+        value = value.replace(tzinfo=LOCAL_TIMEZONE)
+    text = value.isoformat()
+    if len(_date_texts) >= _TEXT_CACHE_SIZE:
+        _date_texts.clear()
+    _date_texts[key] = text
     return text
 
 
@@ -175,7 +192,7 @@ def _date_text(value: date) -> str:
 
 def is_url(location: str) -> bool:
     """Whether a document location goes in ``attachment.url`` (else it is a title, e.g. a cabinet)."""
-    return _URL.match(location) is not None
+    return "://" in location and _URL.match(location) is not None  # no "://", no match: skip the regex
 
 
 def codeable_concept(coded: Coded) -> dict | None:
@@ -203,14 +220,6 @@ def _human_name(family: str | None, given: tuple[str, ...]) -> list[dict] | None
     if given_list:
         name["given"] = given_list
     return [name] if name else None
-
-
-def _item_meta(profiles: list[str], source: SourceRef, status: RecordStatus) -> dict:
-    """``meta`` of a Consent or CarePlan: made per record, as supersession marking changes its tag."""
-    tag = [{"system": c.CS_RECORD_STATUS, "code": str(status)}]
-    if source.last_updated is not None:
-        return {"lastUpdated": fhir_datetime(source.last_updated), "profile": profiles, "tag": tag}
-    return {"profile": profiles, "tag": tag}
 
 
 class SharedParties:
@@ -276,14 +285,6 @@ class _Builder:
         self._keep(resource, ref)
         return {"reference": ref}
 
-    def _add_shared(self, entry: _SharedEntry) -> dict | None:
-        """``add`` for a shared party's resource, answering with the entry's shared reference dict."""
-        resource = entry[1]
-        if resource is None:
-            return None
-        self._keep(resource, entry[2])
-        return entry[3]
-
     def _keep(self, resource: Resource, ref: str) -> None:
         """Output the resource once per record; a different one under the same ref is kept too."""
         known = self.seen.get(ref)
@@ -304,30 +305,36 @@ class _Builder:
         patient: Resource = {
             "resourceType": "Patient",
             "id": patient_id,
-            "meta": {"profile": _PROFILES_PATIENT},
-            "identifier": [{"system": c.NHS_NUMBER, "value": nhs_number}],
+            "meta": _META_PATIENT,
+            "identifier": [{"system": _NHS_NUMBER_SYSTEM, "value": nhs_number}],
         }
-        name = _human_name(person.family_name, person.given_names)
-        if name:
-            patient["name"] = name
+        family = person.family_name
+        given = person.given_names
+        if given:
+            given = list(filter(None, given))
+        if family:
+            patient["name"] = [{"family": family, "given": given}] if given else [{"family": family}]
+        elif given:
+            patient["name"] = [{"given": given}]
         if person.gender:
             patient["gender"] = str(person.gender)
         if person.birth_date:
             patient["birthDate"] = _date_text(person.birth_date)
+        lines = person.address_lines
+        if lines:
+            lines = list(filter(None, lines))
         postcode = person.postcode
-        lines = list(filter(None, person.address_lines))
-        if lines or postcode:
-            address: dict[str, Any] = {}
-            if lines:
-                address["line"] = lines
-            if postcode:
-                address["postalCode"] = postcode
-            patient["address"] = [address]
+        if lines:
+            patient["address"] = [{"line": lines, "postalCode": postcode} if postcode else {"line": lines}]
+        elif postcode:
+            patient["address"] = [{"postalCode": postcode}]
         if person.gp_practice:
             gp = self.organization(person.gp_practice)
             if gp:
                 patient["generalPractitioner"] = [gp]
-        ref = self.add(patient, "Patient/" + patient_id)
+        ref_text = "Patient/" + patient_id
+        self._keep(patient, ref_text)
+        ref = {"reference": ref_text}
         self.last_patient = (person, ref)
         return ref
 
@@ -342,7 +349,16 @@ class _Builder:
             if resource is MISSING:
                 resource = self._organization(org)
             entry = shared.remember(org, resource)
-        return self._add_shared(entry)
+        resource = entry[1]
+        if resource is None:
+            return None
+        known = self.seen.get(entry[2])  # ``_keep``, inlined: parties are added several times a record
+        if known is None:
+            self.seen[entry[2]] = resource
+            self.out.append(resource)
+        elif known is not resource and known != resource:
+            self.out.append(resource)
+        return entry[3]
 
     def _organization(self, org: Organisation) -> Resource | None:
         if org.ods_code:
@@ -354,7 +370,7 @@ class _Builder:
         resource: Resource = {
             "resourceType": "Organization",
             "id": org_id,
-            "meta": {"profile": _PROFILES_ORGANIZATION},
+            "meta": _META_ORGANIZATION,
         }
         if org.ods_code:
             resource["identifier"] = [{"system": c.ODS_ORGANIZATION, "value": org.ods_code}]
@@ -372,7 +388,14 @@ class _Builder:
             if resource is None:
                 resource = self._practitioner(pro)
             entry = shared.remember(pro, resource)
-        return self._add_shared(entry)  # type: ignore[return-value]
+        resource = entry[1]
+        known = self.seen.get(entry[2])  # ``_keep``, inlined as in ``organization``
+        if known is None:
+            self.seen[entry[2]] = resource
+            self.out.append(resource)
+        elif known is not resource and known != resource:
+            self.out.append(resource)
+        return entry[3]
 
     def _practitioner(self, pro: Professional) -> Resource:
         body = str(pro.registration_body) if pro.registration_body else None
@@ -385,7 +408,7 @@ class _Builder:
         resource: Resource = {
             "resourceType": "Practitioner",
             "id": pid,
-            "meta": {"profile": _PROFILES_PRACTITIONER},
+            "meta": _META_PRACTITIONER,
         }
         if pro.registration_number:
             identifier = {"value": pro.registration_number}
@@ -401,34 +424,38 @@ class _Builder:
         return resource
 
     def related_person(self, party: RelatedParty, person: Person, patient_ref: dict) -> dict:
-        role = str(party.role) if party.role else _OTHER_ROLE
-        role_extension = _enum_extension(
-            _ROLE_EXTENSIONS, c.EXT_RELATED_PARTY_ROLE, c.CS_RELATED_PARTY_ROLE, role, False
+        role = party.role
+        role = str(role) if role else _OTHER_ROLE
+        role_extension = _ROLE_EXTENSIONS.get(role) or _coded_extension(
+            c.EXT_RELATED_PARTY_ROLE, c.CS_RELATED_PARTY_ROLE, role, False
         )
-        person_id = self.ids.id_for("RelatedPerson", person.nhs_number, role, party.name)
+        name = party.name
+        person_id = self.ids.id_for("RelatedPerson", person.nhs_number, role, name)
         resource: Resource = {
             "resourceType": "RelatedPerson",
             "id": person_id,
-            "meta": {"profile": _PROFILES_RELATEDPERSON},
+            "meta": _META_RELATEDPERSON,
             "extension": [role_extension],
             "patient": patient_ref,
         }
-        relationship: dict[str, Any] = {}
+        text = party.relationship
         if role == _LPA_HEALTH_WELFARE:
-            relationship["coding"] = _HPOWATT_CODING
-        if party.relationship:
-            relationship["text"] = party.relationship
-        if relationship:
-            resource["relationship"] = [relationship]
-        if party.name:
-            resource["name"] = [{"text": party.name}]
-        telecom = []
-        if party.phone:
-            telecom.append({"system": "phone", "value": party.phone})
-        if party.email:
-            telecom.append({"system": "email", "value": party.email})
-        if telecom:
+            resource["relationship"] = [
+                {"coding": _HPOWATT_CODING, "text": text} if text else {"coding": _HPOWATT_CODING}
+            ]
+        elif text:
+            resource["relationship"] = [{"text": text}]
+        if name:
+            resource["name"] = [{"text": name}]
+        phone = party.phone
+        email = party.email
+        if phone:
+            telecom = [{"system": "phone", "value": phone}]
+            if email:
+                telecom.append({"system": "email", "value": email})
             resource["telecom"] = telecom
+        elif email:
+            resource["telecom"] = [{"system": "email", "value": email}]
         return self.add(resource, "RelatedPerson/" + person_id)
 
     def document(self, source: SourceRef, location: str, patient_ref: dict) -> dict:
@@ -438,7 +465,7 @@ class _Builder:
             {
                 "resourceType": "DocumentReference",
                 "id": document_id,
-                "meta": {"profile": _PROFILES_DOCUMENTREFERENCE},
+                "meta": _META_DOCUMENTREFERENCE,
                 "status": "current",
                 "subject": patient_ref,
                 "content": [{"attachment": attachment}],
@@ -458,7 +485,7 @@ class _Builder:
             {
                 "resourceType": "Condition",
                 "id": condition_id,
-                "meta": {"profile": _PROFILES_CONDITION},
+                "meta": _META_CONDITION,
                 "clinicalStatus": _CONDITION_CLINICAL,
                 "category": _CONDITION_CATEGORY,
                 "code": concept,
@@ -471,14 +498,16 @@ class _Builder:
 
     def consent(self, d: CprDecision) -> None:
         source = d.source
-        patient_ref = self.patient(d.patient)
+        person = d.patient
+        patient_ref = self.patient(person)
         decision = d.decision
         not_for_cpr = decision is _NOT_FOR_CPR or decision == _NOT_FOR_CPR
         extension: list[dict] = [_FINDING[not_for_cpr]]
-        if d.review_date or d.review_indefinite:
+        review_date = d.review_date
+        if review_date or d.review_indefinite:
             review = []
-            if d.review_date:
-                review.append({"url": "date", "valueDate": _date_text(d.review_date)})
+            if review_date:
+                review.append({"url": "date", "valueDate": _date_text(review_date)})
             if d.review_indefinite:
                 review.append(_REVIEW_INDEFINITE)
             extension.append({"url": c.EXT_REVIEW_DATE, "extension": review})
@@ -487,9 +516,8 @@ class _Builder:
         capacity = d.capacity
         if capacity:
             extension.append(
-                _enum_extension(
-                    _CAPACITY_EXTENSIONS, c.EXT_MENTAL_CAPACITY, c.CS_MENTAL_CAPACITY, capacity, True
-                )
+                _CAPACITY_EXTENSIONS.get(capacity)
+                or _coded_extension(c.EXT_MENTAL_CAPACITY, c.CS_MENTAL_CAPACITY, str(capacity), True)
             )
         if d.reason_not_discussed:
             extension.append({"url": c.EXT_REASON_NOT_DISCUSSED, "valueString": d.reason_not_discussed})
@@ -506,20 +534,27 @@ class _Builder:
         form_type = d.form_type
         if form_type:
             extension.append(
-                _enum_extension(_FORM_TYPE_EXTENSIONS, c.EXT_FORM_TYPE, c.CS_FORM_TYPE, form_type, False)
+                _FORM_TYPE_EXTENSIONS.get(form_type)
+                or _coded_extension(c.EXT_FORM_TYPE, c.CS_FORM_TYPE, str(form_type), False)
             )
 
         system = source.system
         record_id = source.record_id
         consent_id = self.ids.id_for("Consent", system, record_id)
         self.consent_key = (system, record_id, consent_id)
+        status = d.status
+        last_updated = source.last_updated
+        # Made per record (unlike the other resources' meta), as supersession marking changes the tag.
+        tag = [{"system": _RECORD_STATUS_SYSTEM, "code": str(status)}]
         consent: Resource = {
             "resourceType": "Consent",
             "id": consent_id,
-            "meta": _item_meta(_PROFILES_CONSENT, source, d.status),
+            "meta": {"lastUpdated": fhir_datetime(last_updated), "profile": _PROFILES_CONSENT, "tag": tag}
+            if last_updated is not None
+            else {"profile": _PROFILES_CONSENT, "tag": tag},
             "extension": extension,
             "identifier": [{"system": system, "value": record_id}],
-            "status": CONSENT_STATUS[d.status],
+            "status": CONSENT_STATUS[status],
             "scope": _CONCEPT_SCOPE_ADR,
             "category": _CATEGORY_DNR_RESPECT
             if form_type is _RESPECT or form_type == _RESPECT
@@ -537,18 +572,20 @@ class _Builder:
         if d.document_location:
             consent["sourceReference"] = self.document(source, d.document_location, patient_ref)
         consent["policy"] = _POLICY
-        verification = []
-        if d.discussed_with_patient is not None:
-            entry: dict[str, Any] = {"verified": d.discussed_with_patient, "verifiedWith": patient_ref}
-            if d.discussion_date:
-                entry["verificationDate"] = _date_text(d.discussion_date)
-            verification.append(entry)
-        for party in d.others_consulted:
-            entry = {"verified": True, "verifiedWith": self.related_person(party, d.patient, patient_ref)}
-            if party.consulted_on:
-                entry["verificationDate"] = _date_text(party.consulted_on)
-            verification.append(entry)
-        if verification:
+        discussed = d.discussed_with_patient
+        others = d.others_consulted
+        if discussed is not None or others:
+            verification = []
+            if discussed is not None:
+                entry: dict[str, Any] = {"verified": discussed, "verifiedWith": patient_ref}
+                if d.discussion_date:
+                    entry["verificationDate"] = _date_text(d.discussion_date)
+                verification.append(entry)
+            for party in others:
+                entry = {"verified": True, "verifiedWith": self.related_person(party, person, patient_ref)}
+                if party.consulted_on:
+                    entry["verificationDate"] = _date_text(party.consulted_on)
+                verification.append(entry)
             consent["verification"] = verification
         consent["provision"] = {
             "type": "deny" if not_for_cpr else "permit",
@@ -567,45 +604,58 @@ class _Builder:
     def careplan(self, p: AdvanceCarePlan) -> None:
         source = p.source
         start = len(self.out)
-        patient_ref = self.patient(p.patient)
+        person = p.patient
+        patient_ref = self.patient(person)
         extension: list[dict] = []
-        if p.care_priority_score is not None or p.care_priority_text:
+        score = p.care_priority_score
+        if score is not None or p.care_priority_text:
             priority: list[dict] = []
-            if p.care_priority_score is not None:
-                priority.append({"url": "score", "valueInteger": p.care_priority_score})
+            if score is not None:
+                priority.append({"url": "score", "valueInteger": score})
             if p.care_priority_text:
                 priority.append({"url": "text", "valueString": p.care_priority_text})
             extension.append({"url": c.EXT_RESPECT_CARE_PRIORITY, "extension": priority})
-        for url, place in (
-            (c.EXT_PREFERRED_PLACE_OF_DEATH, p.preferred_place_of_death),
-            (c.EXT_PREFERRED_PLACE_OF_CARE, p.preferred_place_of_care),
-        ):
-            concept = codeable_concept(place) if place else None
+        place = p.preferred_place_of_death
+        if place:
+            concept = codeable_concept(place)
             if concept:
-                extension.append({"url": url, "valueCodeableConcept": concept})
-        if p.has_adrt is not None or p.adrt_location:
+                extension.append({"url": c.EXT_PREFERRED_PLACE_OF_DEATH, "valueCodeableConcept": concept})
+        place = p.preferred_place_of_care
+        if place:
+            concept = codeable_concept(place)
+            if concept:
+                extension.append({"url": c.EXT_PREFERRED_PLACE_OF_CARE, "valueCodeableConcept": concept})
+        has_adrt = p.has_adrt
+        if has_adrt is not None or p.adrt_location:
             adrt: list[dict] = []
-            if p.has_adrt is not None:
-                adrt.append({"url": "present", "valueBoolean": p.has_adrt})
+            if has_adrt is not None:
+                adrt.append({"url": "present", "valueBoolean": has_adrt})
             if p.adrt_location:
                 adrt.append({"url": "location", "valueString": p.adrt_location})
             extension.append({"url": c.EXT_ADRT, "extension": adrt})
-        if p.form_type:
+        form_type = p.form_type
+        if form_type:
             extension.append(
-                _enum_extension(_FORM_TYPE_EXTENSIONS, c.EXT_FORM_TYPE, c.CS_FORM_TYPE, p.form_type, False)
+                _FORM_TYPE_EXTENSIONS.get(form_type)
+                or _coded_extension(c.EXT_FORM_TYPE, c.CS_FORM_TYPE, str(form_type), False)
             )
 
         system = source.system
         record_id = source.record_id
+        status = p.status
+        last_updated = source.last_updated
+        tag = [{"system": _RECORD_STATUS_SYSTEM, "code": str(status)}]  # per record, as in ``consent``
         plan: Resource = {
             "resourceType": "CarePlan",
             "id": self.ids.id_for("CarePlan", system, record_id),
-            "meta": _item_meta(_PROFILES_CAREPLAN, source, p.status),
+            "meta": {"lastUpdated": fhir_datetime(last_updated), "profile": _PROFILES_CAREPLAN, "tag": tag}
+            if last_updated is not None
+            else {"profile": _PROFILES_CAREPLAN, "tag": tag},
         }
         if extension:
             plan["extension"] = extension
         plan["identifier"] = [{"system": system, "value": record_id}]
-        plan["status"] = CAREPLAN_STATUS[p.status]
+        plan["status"] = CAREPLAN_STATUS[status]
         plan["intent"] = "plan"
         plan["category"] = _ACP_CATEGORY
         if p.wishes:
@@ -619,13 +669,14 @@ class _Builder:
             custodian = self.organization(p.custodian)
             if custodian:
                 plan["contributor"] = [custodian]
-        addresses = []
-        for coded in p.conditions:
-            ref = self.condition(source, coded, patient_ref)
-            if ref:
-                addresses.append(ref)
-        if addresses:
-            plan["addresses"] = addresses
+        if p.conditions:
+            addresses = []
+            for coded in p.conditions:
+                ref = self.condition(source, coded, patient_ref)
+                if ref:
+                    addresses.append(ref)
+            if addresses:
+                plan["addresses"] = addresses
         supporting: list[dict] = []
         decision_id = p.cpr_decision_record_id
         if decision_id:
@@ -637,22 +688,24 @@ class _Builder:
             )
         if p.document_location:
             supporting.append(self.document(source, p.document_location, patient_ref))
-        for party in (*p.lpa, *p.people_to_involve):
-            supporting.append(self.related_person(party, p.patient, patient_ref))
+        for party in p.lpa:
+            supporting.append(self.related_person(party, person, patient_ref))
+        for party in p.people_to_involve:
+            supporting.append(self.related_person(party, person, patient_ref))
         if supporting:
             plan["supportingInfo"] = supporting
-        activity = []
-        for rec in p.treatment_recommendations:
-            detail: dict[str, Any] = {}
-            concept = codeable_concept(rec.treatment)
-            if concept:
-                detail["code"] = concept
-            detail["status"] = "not-started"
-            detail["doNotPerform"] = bool(rec.do_not_perform)
-            if rec.note:
-                detail["description"] = rec.note
-            activity.append({"detail": detail})
-        if activity:
+        if p.treatment_recommendations:
+            activity = []
+            for rec in p.treatment_recommendations:
+                detail: dict[str, Any] = {}
+                concept = codeable_concept(rec.treatment)
+                if concept:
+                    detail["code"] = concept
+                detail["status"] = "not-started"
+                detail["doNotPerform"] = bool(rec.do_not_perform)
+                if rec.note:
+                    detail["description"] = rec.note
+                activity.append({"detail": detail})
             plan["activity"] = activity
         self.out.insert(start, plan)
 
