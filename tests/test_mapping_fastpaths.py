@@ -4,20 +4,21 @@ give exactly what the reference path gives: same records, same issues, row after
 The reference is the same spec with every object's ``fields`` written by ``_generate_fields(fast=False)``
 (each field through its own ``get``/``one``, nothing remembered, no object or list built inline), the
 multi-column list getter replaced by the general one, shared parties not remembered, ``last_updated``
-read without its memo and ``present_if`` always asked through ``_present``.
+read without its memo, ``record_id`` through its own ``get`` and ``present_if`` always asked through
+``_present``.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from strategies import care_records, nhs_numbers
+from strategies import care_records, dates_or_datetimes, nhs_numbers
 
 from fhir_dnacpr.mapping import MappingSpec, checks, load_spec, spec_from_text
 from fhir_dnacpr.mapping.fields import (
@@ -28,8 +29,9 @@ from fhir_dnacpr.mapping.fields import (
     ObjectSpec,
     Scalar,
     _generate_fields,
+    _make_one,
 )
-from fhir_dnacpr.mapping.spec import _location
+from fhir_dnacpr.mapping.spec import _day, _decision_suspect, _location
 from fhir_dnacpr.sources.base import Origin, RawRecord
 from fhir_dnacpr.terminology.identifiers import normalise_nhs_number
 
@@ -126,6 +128,7 @@ def _reference(spec: MappingSpec) -> MappingSpec:
         walk(section.spec)
     spec._sections = tuple((name, obj, present_if, None) for name, obj, present_if, _ in spec._sections)
     spec._last_updated_get = spec.last_updated.get if spec.last_updated is not None else None
+    spec._record_id_column = None
     return spec
 
 
@@ -138,6 +141,18 @@ def _template_rows() -> tuple[list[str], list[dict[str, str]]]:
 HEADER, TEMPLATES = _template_rows()
 FAST = load_spec(EPACCS / "mapping.yaml")  # shared across examples: its memos stay warm
 REFERENCE = _reference(load_spec(EPACCS / "mapping.yaml"))
+PLAN_ONLY = spec_from_text(
+    """\
+source: {format: csv}
+source_system: https://example.org/register
+record_id: id
+yields: [plan]
+patient:
+  nhs_number: nhs
+plan:
+  created: {path: created, formats: [iso]}
+"""
+)
 
 
 def _outcome(spec: MappingSpec, raw: RawRecord, today: date) -> str:
@@ -235,9 +250,28 @@ def test_a_clean_decision_skips_only_checks_that_would_find_nothing(record: Any,
     full report would add nothing."""
     decision = record.decision
     quick, full = Context(today), Context(today)
-    FAST._check_decision(decision, quick)
+    if _decision_suspect(decision, today):
+        FAST._report_decision(decision, quick)
     FAST._report_decision(decision, full)
     assert [i.message for i in quick.issues] == [i.message for i in full.issues]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.none() | dates_or_datetimes(),
+    st.dates(min_value=date(1985, 1, 1), max_value=date(2040, 1, 1)),
+)
+def test_a_plan_dated_after_today_is_reported_like_the_plain_check(
+    created: date | datetime | None, today: date
+) -> None:
+    """``map`` compares a plan's ``created`` as a plain date when it is one; anything else by its day."""
+    row = {"id": "P1", "nhs": "9991000011", "created": "" if created is None else created.isoformat()}
+    result = PLAN_ONLY.map(RawRecord(Origin("p.csv", line=2, index=1), data=row), today=today)
+    assert result.record is not None or result.issues
+    plan = result.record.plan if result.record is not None else None
+    assert plan is None or plan.created == created
+    future = created is not None and _day(created) > today
+    assert [i.message_id for i in result.issues] == (["mapping.date.future"] if future else [])
 
 
 PPD_CELLS = ["", " ", " \t ", "\u00a0", "Home", " Home ", "N/K"]
@@ -270,3 +304,38 @@ def test_a_csv_rows_location_reads_like_the_general_one(
     parts += [f"record {index}"] if index is not None else []
     parts += [path] if path else []
     assert _location(origin) == ", ".join(parts)
+
+
+@given(
+    st.sampled_from(CELLS)
+    | st.text(max_size=14)
+    | nhs_numbers()
+    | st.integers()
+    | st.floats()
+    | st.booleans()
+)
+def test_checked_text_reads_like_the_general_value_pipeline(value: Any) -> None:
+    """NHS number and postcode (text with a check) skip the map lookup and the identity conversion."""
+    for node in (FAST.patient.nodes[0][1], dict(FAST.patient.nodes)["postcode"]):
+        assert node.one.__name__ == "one_checked"
+        fast, plain = Context(date(2024, 4, 1)), Context(date(2024, 4, 1))
+        got = node.one(value, fast)
+        expected = _make_one(node, fast=False)(value, plain)
+        assert repr(got) == repr(expected)
+        issues = [(i.message, i.location) for i in fast.issues]
+        assert issues == [(i.message, i.location) for i in plain.issues]
+
+
+def test_a_missing_column_is_reported_after_a_row_whose_cells_were_none() -> None:
+    """A shared party remembered for a row whose cells are None (a short DictReader row) is not
+    answered for a row that lacks one of its columns: that row's missing column is an error."""
+    spec = load_spec(EPACCS / "mapping.yaml")
+    clin = [column for column in HEADER if column.startswith("clin_")]
+    blank = {**TEMPLATES[0], **dict.fromkeys(clin)}
+    missing = dict(blank)
+    del missing["clin_surname"]
+    for row in (blank, missing):
+        raw = RawRecord(Origin("register.csv", line=2), data=row)
+        assert _outcome(spec, raw, date(2024, 4, 1)) == _outcome(REFERENCE, raw, date(2024, 4, 1))
+    result = spec.map(RawRecord(Origin("register.csv", line=3), data=missing), today=date(2024, 4, 1))
+    assert "mapping.column.missing" in [i.message_id for i in result.issues]

@@ -34,6 +34,7 @@ from fhir_dnacpr.mapping.fields import (
     Scalar,
     date_converter,
 )
+from fhir_dnacpr.mapping.fields import identity as _identity
 from fhir_dnacpr.mapping.paths import Accessor, Column, Itself, JsonPath, XPathExpr
 from fhir_dnacpr.mapping.yamlnodes import (
     SpecProblem,
@@ -778,10 +779,6 @@ def _known_display(spec: ObjectSpec, kwargs: dict[str, Any], ctx: Context) -> No
         display = KNOWN_DISPLAYS.get((kwargs.get("system"), kwargs["code"]))
         if display:
             kwargs["display"] = display
-
-
-def _identity(value: Any, *_: Any) -> Any:
-    return value
 
 
 def _coded_text(value: str, ctx: Context, node: Scalar) -> Any:

@@ -12,6 +12,7 @@ from datetime import date
 from typing import Any
 
 from fhir_dnacpr.issues import Issue, Severity
+from fhir_dnacpr.mapping.construct import maker
 from fhir_dnacpr.mapping.dates import DateParser, DateValueError
 from fhir_dnacpr.mapping.paths import ABSENT, Accessor, Column, JsonPath, ShapeError
 
@@ -20,6 +21,11 @@ _MEMO_SIZE = 4096
 INVALID: Any = type("Invalid", (), {"__repr__": lambda self: "INVALID", "__bool__": lambda self: False})()
 """A value that was present but wrong; its issue is already in the context."""
 MISSING: Any = object()
+
+
+def identity(value: Any, *_: Any) -> Any:
+    """The conversion (and the writing back) of a text field: the text itself."""
+    return value
 
 
 class UnmapError(ValueError):
@@ -387,8 +393,11 @@ class _Done:
         self.value = value
 
 
-def _make_one(node: Scalar) -> Callable[[Any, Context], Any]:
-    """The per-value pipeline (trim, nulls, special, case, map, convert, check) as one closure."""
+def _make_one(node: Scalar, fast: bool = True) -> Callable[[Any, Context], Any]:
+    """The per-value pipeline (trim, nulls, special, case, map, convert, check) as one closure.
+
+    ``fast=False`` leaves out the shortcut for checked text (the tests hold it to the general closure).
+    """
     trim = node.trim
     nulls = node.nulls
     special = node.special
@@ -402,6 +411,31 @@ def _make_one(node: Scalar) -> Callable[[Any, Context], Any]:
     # Only values no longer than the longest null/special word need lower-casing to compare.
     short_plain = max((len(v) for v in (*nulls, *(special or ()))), default=-1)
     plain = node.kind == "str" and not (special or upper or lower or mapping is not None or check)
+
+    if (
+        fast
+        and node.kind == "str"
+        and convert is identity
+        and not (special or upper or lower or mapping is not None)
+        and check is not None
+    ):
+        # Text with a check (NHS number, postcode): no map to look up, and a text's conversion is itself.
+        short_checked = short_plain
+
+        def one_checked(raw: Any, ctx: Context) -> Any:
+            if type(raw) is str:
+                value = raw.strip() if trim else raw
+            else:
+                value = native(raw, ctx)
+                if type(value) is _Done:
+                    return value.value
+            if not value:
+                return ABSENT
+            if len(value) <= short_checked and value.lower() in nulls:
+                return ABSENT
+            return check(value, ctx, node)
+
+        return one_checked
 
     if plain and trim:
 
@@ -524,6 +558,7 @@ class ObjectSpec(Node):
         "finish",
         "label",
         "line",
+        "make",
         "nodes",
         "required",
     )
@@ -541,6 +576,8 @@ class ObjectSpec(Node):
         drop_if_incomplete: bool,
     ) -> None:
         self.cls = cls
+        self.make = maker(cls)
+        """``cls``'s constructor, fast (``construct.maker``)."""
         self.label = label
         self.line = line
         self.nodes = nodes
@@ -571,8 +608,13 @@ class ObjectSpec(Node):
         if columns is None or type(data) is not dict:
             return self._get(data, ctx)
         # Same cells (and same "today", which date checks use) → same value. Only results that raised
-        # no issue at all are kept, so every warning and error is still reported for every row.
-        key = (ctx.today, *map(data.get, columns))
+        # no issue at all are kept, so every warning and error is still reported for every row. A row
+        # without one of the columns is never looked up: its cell would read as None, like a row
+        # whose cell is None, but only the missing column is an error.
+        try:
+            key = (ctx.today, *map(data.__getitem__, columns))
+        except KeyError:
+            return self._get(data, ctx)
         found = self._memo.get(key)
         if found is not None:
             return found
@@ -585,7 +627,7 @@ class ObjectSpec(Node):
             return kwargs
         if self.finish is not None:
             self.finish(self, kwargs, ctx)
-        return self.cls(**kwargs)
+        return self.make(**kwargs)
 
     def _incomplete(self, name: str, ctx: Context) -> Any:
         node = dict(self.nodes).get(name)
@@ -769,13 +811,42 @@ def remembered_get(node: Scalar) -> Callable[[Any, Context], Any]:
 
 def _remember(memo: dict[Any, Any], key: Any, value: Any, issues_before: int, ctx: Context) -> Any:
     """``value``, kept under ``key`` only when working it out raised no issue: a remembered value must
-    not hide a warning or error the next row with the same cells should report too. (The generated
-    ``fields`` writes the same rule inline.)"""
+    not hide a warning or error the next row with the same cells should report too."""
     if value is not INVALID and len(ctx.issues) == issues_before:
         if len(memo) >= _MEMO_SIZE:
             memo.clear()
         memo[key] = value
     return value
+
+
+def _may_flag(node: Node) -> bool:
+    """Whether ``node.get`` can answer a ``Flagged`` (only a single-valued field with special words)."""
+    return isinstance(node, Scalar) and not node.many and node.special is not None
+
+
+def _remembering(
+    one: Callable[[Any, Context], Any], memo: dict[Any, Any], by_day: bool
+) -> Callable[..., Any]:
+    """``one(cell, ctx)`` for a text cell not remembered yet, remembering what it answers when that
+    raised no issue (see ``_remember``); the generated ``fields`` looks the memo up itself first."""
+
+    def slow(cell: str, ctx: Context) -> Any:
+        before = len(ctx.issues)
+        return _remember(memo, (cell, ctx.today) if by_day else cell, one(cell, ctx), before, ctx)
+
+    return slow
+
+
+def _remembering_get(
+    get: Callable[[Any, Context], Any], memo: dict[Any, Any], by_day: bool
+) -> Callable[..., Any]:
+    """As ``_remembering`` for a field read through its ``get`` (``cell`` is its one column's text)."""
+
+    def slow(data: Any, cell: str, ctx: Context) -> Any:
+        before = len(ctx.issues)
+        return _remember(memo, (cell, ctx.today) if by_day else cell, get(data, ctx), before, ctx)
+
+    return slow
 
 
 def _generate_fields(spec: ObjectSpec, fast: bool = True) -> Callable[..., Any]:
@@ -796,11 +867,10 @@ def _generate_fields(spec: ObjectSpec, fast: bool = True) -> Callable[..., Any]:
         "INVALID": INVALID,
         "Flagged": Flagged,
         "consts": spec.consts,
-        "MEMO_SIZE": _MEMO_SIZE,
     }
     body = [
         "def fields(data, ctx, force=False):",
-        "    kwargs = consts.copy()",
+        "    kwargs = consts.copy()" if spec.consts else "    kwargs = {}",
         "    found = False",
         "    invalid = False",
     ]
@@ -818,17 +888,18 @@ def _generate_fields(spec: ObjectSpec, fast: bool = True) -> Callable[..., Any]:
             f"{indent}            kwargs[{name!r}] = v",
         ]
 
-    def remembered(indent: str, i: int, key: str, compute: str) -> list[str]:
-        return [
-            f"{indent}v = memo{i}.get({key})",
-            f"{indent}if v is None:",
-            f"{indent}    before = len(ctx.issues)",
-            f"{indent}    v = {compute}",
-            f"{indent}    if v is not INVALID and len(ctx.issues) == before:",
-            f"{indent}        if len(memo{i}) >= MEMO_SIZE:",
-            f"{indent}            memo{i}.clear()",
-            f"{indent}        memo{i}[{key}] = v",
-        ]
+    def hit(indent: str, name: str, node: Node) -> list[str]:
+        """Lines for a remembered value that is not ABSENT: never INVALID (not remembered), and a
+        ``Flagged`` only from a field with special words."""
+        if _may_flag(node):
+            return [
+                f"{indent}found = True",
+                f"{indent}if v.__class__ is Flagged:",
+                f"{indent}    kwargs.update(v.sets)",
+                f"{indent}else:",
+                f"{indent}    kwargs[{name!r}] = v",
+            ]
+        return [f"{indent}found = True", f"{indent}kwargs[{name!r}] = v"]
 
     def read_cell(i: int, node: Scalar) -> list[str]:
         """``cell = data[column]``; a missing column sets ``v`` to INVALID (its error reported).
@@ -865,20 +936,30 @@ def _generate_fields(spec: ObjectSpec, fast: bool = True) -> Callable[..., Any]:
                 *tail("                ", name),
             ]
             continue
-        if isinstance(node, Scalar) and not node.many and single_column:
-            body += [*read_cell(i, node), "    else:"]
+        if fast and isinstance(node, Scalar) and not node.many and single_column:
+            # A blank cell is ABSENT (nothing to do); a remembered value never is INVALID.
+            body += [*read_cell(i, node), "        invalid = True", "    else:", "        if cell:"]
             if memo_column is not None:
-                env[f"memo{i}"] = {}
+                env[f"memo{i}"] = memo = {}
+                env[f"slow{i}"] = _remembering(node.one, memo, _uses_today(node))
                 body += [
-                    "        if not cell:",
-                    "            v = ABSENT",
-                    "        elif cell.__class__ is str:",
-                    *remembered("            ", i, key, f"one{i}(cell, ctx)"),
-                    "        else:",
-                    f"            v = one{i}(cell, ctx)",
+                    "            if cell.__class__ is str:",
+                    f"                v = memo{i}.get({key})",
+                    "                if v is None:",
+                    f"                    v = slow{i}(cell, ctx)",
+                    *tail("                    ", name),
+                    "                elif v is not ABSENT:",
+                    *hit("                    ", name, node),
+                    "            else:",
+                    f"                v = one{i}(cell, ctx)",
+                    *tail("                ", name),
                 ]
             else:
-                body.append(f"        v = one{i}(cell, ctx) if cell else ABSENT")
+                body += [f"            v = one{i}(cell, ctx)", *tail("            ", name)]
+            continue
+        if isinstance(node, Scalar) and not node.many and single_column:
+            body += [*read_cell(i, node), "    else:"]
+            body.append(f"        v = one{i}(cell, ctx) if cell else ABSENT")
         elif fast and _plain_text_columns(node):
             body += _text_columns_inline(env, i, node)  # type: ignore[arg-type]
         elif fast and _built_inline(node):
@@ -887,28 +968,43 @@ def _generate_fields(spec: ObjectSpec, fast: bool = True) -> Callable[..., Any]:
             body += _fixed_list_inline(env, i, node)
         elif fast and isinstance(node, ObjectSpec) and node.memo_columns is not None:
             # A shared party remembered by its cells (``remember_by_columns``): look it up here, and
-            # let its ``get`` work it out (and remember it) only when it is not known yet.
+            # let its ``get`` work it out (and remember it) only when it is not known yet. A row
+            # without one of the columns is left to ``get`` (which reports it).
             env[f"get{i}"] = node.get
             env[f"omemo{i}"] = node._memo
-            cells = ", ".join(f"data.get({column!r})" for column in node.memo_columns)
+            cells = ", ".join(f"data[{column!r}]" for column in node.memo_columns)
             body += [
+                "    v = None",
                 "    if data.__class__ is dict:",
-                f"        v = omemo{i}.get((ctx.today, {cells}))",
-                "        if v is None:",
-                f"            v = get{i}(data, ctx)",
-                "    else:",
+                "        try:",
+                f"            v = omemo{i}.get((ctx.today, {cells}))",
+                "        except KeyError:",
+                "            pass",
+                "    if v is None:",
                 f"        v = get{i}(data, ctx)",
+                *tail("        ", name),
+                "    elif v is not ABSENT:",
+                *hit("        ", name, node),
             ]
-        elif memo_column is not None:
+            continue
+        elif fast and memo_column is not None:
             env[f"get{i}"] = node.get
-            env[f"memo{i}"] = {}
+            env[f"memo{i}"] = memo = {}
+            env[f"slowget{i}"] = _remembering_get(node.get, memo, _uses_today(node))
             body += [
                 f"    cell = data.get({memo_column!r}) if data.__class__ is dict else None",
                 "    if cell.__class__ is str:",
-                *remembered("        ", i, key, f"get{i}(data, ctx)"),
+                f"        v = memo{i}.get({key})",
+                "        if v is None:",
+                f"            v = slowget{i}(data, cell, ctx)",
+                *tail("            ", name),
+                "        elif v is not ABSENT:",
+                *hit("            ", name, node),
                 "    else:",
                 f"        v = get{i}(data, ctx)",
+                *tail("        ", name),
             ]
+            continue
         else:
             env[f"get{i}"] = node.get
             body.append(f"    v = get{i}(data, ctx)")
@@ -940,7 +1036,7 @@ def _built_inline(node: Node) -> bool:
 def _object_inline(env: dict[str, Any], tag: str, node: ObjectSpec, target: str, indent: str) -> list[str]:
     """Lines setting ``target`` to what ``node.get(data, ctx)`` returns (``ObjectSpec._get``)."""
     env[f"{tag}fields"] = node.fields
-    env[f"{tag}cls"] = node.cls
+    env[f"{tag}make"] = node.make
     lines = [
         f"{indent}{target} = {tag}fields(data, ctx)",
         f"{indent}if {target} is not ABSENT and {target} is not INVALID:",
@@ -949,7 +1045,7 @@ def _object_inline(env: dict[str, Any], tag: str, node: ObjectSpec, target: str,
         env[f"{tag}finish"] = node.finish
         env[f"{tag}spec"] = node
         lines.append(f"{indent}    {tag}finish({tag}spec, {target}, ctx)")
-    lines.append(f"{indent}    {target} = {tag}cls(**{target})")
+    lines.append(f"{indent}    {target} = {tag}make(**{target})")
     return lines
 
 

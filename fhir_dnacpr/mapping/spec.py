@@ -18,7 +18,17 @@ from lxml import etree
 
 from fhir_dnacpr import model
 from fhir_dnacpr.issues import Issue, Severity
-from fhir_dnacpr.mapping.fields import INVALID, Context, Node, ObjectSpec, Scalar, UnmapError, remembered_get
+from fhir_dnacpr.mapping.construct import maker
+from fhir_dnacpr.mapping.fields import (
+    INVALID,
+    Context,
+    Node,
+    ObjectSpec,
+    Scalar,
+    UnmapError,
+    _plain_text,
+    remembered_get,
+)
 from fhir_dnacpr.mapping.paths import ABSENT, Accessor, Column
 from fhir_dnacpr.mapping.redact import MASK, redact_flat, redact_json, redact_xml
 from fhir_dnacpr.sources.base import Origin, RawRecord
@@ -99,6 +109,11 @@ class MappingSpec:
         self.today = today
         self.yields = tuple(s.name for s in sections)
         self._xml = source.format == "xml"
+        plain_id = _plain_text(record_id)
+        self._record_id_column: str | None = record_id.accessors[0].name if plain_id else None  # type: ignore[attr-defined]
+        self._record_id_nulls = record_id.nulls
+        self._record_id_short = max((len(v) for v in record_id.nulls), default=-1)
+        """``record_id`` read inline (``map``) when it is plain text from one CSV column."""
         self._last_updated_get = None if last_updated is None else remembered_get(last_updated)
         """``last_updated.get``, remembering values by cell: update times recur (a batch, a day)."""
         self._sections = tuple(
@@ -135,9 +150,21 @@ class MappingSpec:
         data = raw.data
         if self._xml and isinstance(data, bytes | str):
             data = etree.fromstring(data.encode() if isinstance(data, str) else data)
-        ctx = Context(today or self.today or date.today())
-        issues = ctx.issues
-        record_id = self.record_id.get(data, ctx)
+        # ``Context(today)``, its three slots set here (one fewer call per record).
+        ctx = _new(Context)
+        ctx.issues = issues = []
+        ctx.prefix = ""
+        ctx.today = today or self.today or date.today()
+        column = self._record_id_column
+        if column is not None and data.__class__ is dict and data.get(column).__class__ is str:
+            # What the plain-text field's ``get`` answers for a text cell, without its two calls.
+            record_id = data[column].strip()
+            if not record_id or (
+                len(record_id) <= self._record_id_short and record_id.lower() in self._record_id_nulls
+            ):
+                record_id = ABSENT
+        else:
+            record_id = self.record_id.get(data, ctx)
         if record_id is ABSENT:
             ctx.add(
                 Severity.ERROR,
@@ -147,7 +174,7 @@ class MappingSpec:
                 self.record_id.location(ctx),
             )
         last_updated = self._last_updated_get(data, ctx) if self._last_updated_get is not None else None
-        patient = self.patient.fields(data, ctx, force=True)
+        patient = self.patient.fields(data, ctx, True)  # force: the patient is always built
         built: dict[str, Any] = {}
         for name, section_spec, present_if, column in self._sections:
             if present_if is not None:
@@ -157,7 +184,7 @@ class MappingSpec:
                         continue
                 elif not _present(present_if, data):
                     continue
-            built[name] = section_spec.fields(data, ctx, force=True)
+            built[name] = section_spec.fields(data, ctx, True)
         if not built and not _has_errors(issues):
             ctx.add(
                 Severity.ERROR,
@@ -169,36 +196,40 @@ class MappingSpec:
         if (issues and _has_errors(issues)) or record_id is INVALID or patient is INVALID:
             return MapResult(None, _distinct(issues))
         origin = raw.origin
-        source = model.SourceRef(
+        source = _make_source_ref(
             self.source_system,
-            str(record_id),
+            record_id if record_id.__class__ is str else str(record_id),
             None if last_updated is ABSENT or last_updated is INVALID else last_updated,
             origin.file,
             _location(origin),
         )
-        person = model.Person(**patient)
+        person = _make_person(**patient)
         decision = plan = None
+        today = ctx.today
         # ``fields`` answers a fresh dict per call, so the shared arguments are added to it in place.
         if "decision" in built:
             kwargs = built["decision"]
             kwargs["source"] = source
             kwargs["patient"] = person
-            decision = model.CprDecision(**kwargs)
-            self._check_decision(decision, ctx)
+            decision = _make_decision(**kwargs)
+            if _decision_suspect(decision, today):
+                self._report_decision(decision, ctx)
         if "plan" in built:
             kwargs = built["plan"]
             if decision is not None and "cpr_decision_record_id" not in kwargs:
                 kwargs["cpr_decision_record_id"] = source.record_id
             kwargs["source"] = source
             kwargs["patient"] = person
-            plan = model.AdvanceCarePlan(**kwargs)
-            self._check_plan(plan, ctx)
+            plan = _make_plan(**kwargs)
+            created = plan.created
+            if created is not None and (created if created.__class__ is date else _day(created)) > today:
+                self._report_plan(ctx)
         if not issues:
-            return MapResult(model.CareRecord(decision, plan), [])
+            return _result(_make_care_record(decision, plan), [])
         if _has_errors(issues):
-            return MapResult(None, issues)
+            return _result(None, issues)
         warnings = tuple(i.message for i in issues)
-        return MapResult(model.CareRecord(decision, plan, warnings), issues)
+        return _result(_make_care_record(decision, plan, warnings), issues)
 
     def _node(self, section: str, name: str) -> Node | None:
         for s in self.sections:
@@ -211,11 +242,6 @@ class MappingSpec:
         if node is None:
             return f"{section}.{name}", f"{section}.{name}"
         return node.where(ctx), node.location(ctx)
-
-    def _check_decision(self, decision: model.CprDecision, ctx: Context) -> None:
-        if not _decision_suspect(decision, ctx.today):
-            return
-        self._report_decision(decision, ctx)
 
     def _report_decision(self, decision: model.CprDecision, ctx: Context) -> None:
         decided = _day(decision.decision_date)
@@ -260,16 +286,16 @@ class MappingSpec:
                     location,
                 )
 
-    def _check_plan(self, plan: model.AdvanceCarePlan, ctx: Context) -> None:
-        if plan.created is not None and _day(plan.created) > ctx.today:
-            where, location = self._where("plan", "created", ctx)
-            ctx.add(
-                Severity.ERROR,
-                "value",
-                "mapping.date.future",
-                f"the plan date in {where} is in the future; correct it in the source system",
-                location,
-            )
+    def _report_plan(self, ctx: Context) -> None:
+        """The plan's date is after ``ctx.today`` (the caller checked)."""
+        where, location = self._where("plan", "created", ctx)
+        ctx.add(
+            Severity.ERROR,
+            "value",
+            "mapping.date.future",
+            f"the plan date in {where} is in the future; correct it in the source system",
+            location,
+        )
 
     # -- reject file ---------------------------------------------------------------------------
     def redact(self, raw: RawRecord) -> dict[str, Any]:
@@ -317,17 +343,39 @@ class MappingSpec:
 
 
 def _decision_suspect(decision: model.CprDecision, today: date) -> bool:
-    """Whether ``_report_decision`` could find anything: one cheap test for the usual clean decision."""
-    decided = _day(decision.decision_date)
+    """Whether ``_report_decision`` could find anything: one cheap test for the usual clean decision
+    (a plain ``date`` is compared as is, anything else goes through ``_day``)."""
+    decided = decision.decision_date
+    if decided.__class__ is not date:
+        decided = _day(decided)
+    if decided > today:
+        return True
     review = decision.review_date
+    if review is not None and (review < decided or decision.review_indefinite):
+        return True
     recorded = decision.recorded_date
+    if recorded is not None and (recorded if recorded.__class__ is date else _day(recorded)) > today:
+        return True
     discussed = decision.discussion_date
-    return (
-        decided > today
-        or (review is not None and (review < decided or decision.review_indefinite))
-        or (recorded is not None and _day(recorded) > today)
-        or (discussed is not None and _day(discussed) > today)
-    )
+    return discussed is not None and (discussed if discussed.__class__ is date else _day(discussed)) > today
+
+
+def _result(record: model.CareRecord | None, issues: list[Issue]) -> MapResult:
+    """``MapResult(record, issues)``, its two slots set directly (one per record mapped)."""
+    result = _new(MapResult)
+    _set_record(result, record)
+    _set_issues(result, issues)
+    return result
+
+
+_make_source_ref = maker(model.SourceRef)
+_make_person = maker(model.Person)
+_make_decision = maker(model.CprDecision)
+_make_plan = maker(model.AdvanceCarePlan)
+_make_care_record = maker(model.CareRecord)
+_new = object.__new__
+_set_record = MapResult.__dict__["record"].__set__
+_set_issues = MapResult.__dict__["issues"].__set__
 
 
 def _present(accessor: Accessor, data: Any) -> bool:

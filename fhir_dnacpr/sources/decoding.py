@@ -12,13 +12,23 @@ import threading
 
 ERRORS = "fhir-dnacpr-count-and-replace"
 REPLACEMENT = "\ufffd"
-_state = threading.local()
+
+
+class _Count(threading.local):
+    """The per-thread count; 0 until a thread meets a bad byte (a class default, so reading it in a
+    thread that never did is a plain attribute read, not a failed lookup)."""
+
+    count = 0
+
+
+COUNT = _Count()
+"""``COUNT.count`` is ``decode_errors()`` without the call, for readers checking it once per row."""
 
 
 def _count_and_replace(exc: UnicodeError) -> tuple[str, int]:
     if not isinstance(exc, UnicodeDecodeError):
         raise exc
-    _state.count = getattr(_state, "count", 0) + 1
+    COUNT.count += 1
     return REPLACEMENT, exc.end
 
 
@@ -27,4 +37,4 @@ codecs.register_error(ERRORS, _count_and_replace)
 
 def decode_errors() -> int:
     """How many undecodable byte sequences this thread has met so far (compare before and after)."""
-    return getattr(_state, "count", 0)
+    return COUNT.count
