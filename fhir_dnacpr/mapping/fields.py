@@ -11,8 +11,8 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
+from fhir_dnacpr.frozen import maker
 from fhir_dnacpr.issues import Issue, Severity
-from fhir_dnacpr.mapping.construct import maker
 from fhir_dnacpr.mapping.dates import DateParser, DateValueError
 from fhir_dnacpr.mapping.paths import ABSENT, Accessor, Column, JsonPath, ShapeError
 

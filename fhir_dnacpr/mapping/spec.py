@@ -17,8 +17,8 @@ from typing import Any
 from lxml import etree
 
 from fhir_dnacpr import model
+from fhir_dnacpr.frozen import maker
 from fhir_dnacpr.issues import Issue, Severity
-from fhir_dnacpr.mapping.construct import maker
 from fhir_dnacpr.mapping.fields import (
     INVALID,
     Context,

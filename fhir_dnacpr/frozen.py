@@ -1,11 +1,11 @@
-"""Building the canonical model's frozen objects at mapping speed: ``maker(cls)(...)`` is ``cls(...)``.
+"""Building frozen slots dataclasses fast: ``maker(cls)(...)`` is ``cls(...)``.
 
 A frozen dataclass cannot assign its own fields, so its ``__init__`` stores each one through the slot's
-descriptor, a generic C call per field. Mapping builds several such objects per record (the decision
-alone has twenty fields), millions of records per run. ``maker`` writes a function that fills a new
-object of a mutable twin class with the same slots (plain attribute stores, which Python does in a few
-instructions) and then gives it the real class: the same object ``cls`` would have built, still frozen,
-equal and hashable as before, in about half the time.
+descriptor, a generic C call per field. Readers build an origin and a raw record per row, and mapping
+several model objects per record (the decision alone has twenty fields), millions per run. ``maker``
+writes a function that fills a new object of a mutable twin class with the same slots (plain attribute
+stores, which Python does in a few instructions) and then gives it the real class: the same object
+``cls`` would have built, still frozen, equal and hashable as before, in about half the time.
 
 Only for what the twin can stand in for exactly: a frozen slots dataclass straight on ``object``,
 every field a positional ``__init__`` parameter with a plain default or none, no ``__post_init__``, and

@@ -1,4 +1,4 @@
-"""``construct.maker(cls)`` builds exactly what ``cls`` builds, and stands aside where it could not."""
+"""``frozen.maker(cls)`` builds exactly what ``cls`` builds, and stands aside where it could not."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from strategies import care_records
 
 from fhir_dnacpr import model
-from fhir_dnacpr.mapping.construct import maker
+from fhir_dnacpr.frozen import maker
 
 MODEL_CLASSES = [
     value for value in vars(model).values() if isinstance(value, type) and dataclasses.is_dataclass(value)
