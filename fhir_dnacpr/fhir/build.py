@@ -352,12 +352,7 @@ class _Builder:
         resource = entry[1]
         if resource is None:
             return None
-        known = self.seen.get(entry[2])  # ``_keep``, inlined: parties are added several times a record
-        if known is None:
-            self.seen[entry[2]] = resource
-            self.out.append(resource)
-        elif known is not resource and known != resource:
-            self.out.append(resource)
+        self._keep(resource, entry[2])
         return entry[3]
 
     def _organization(self, org: Organisation) -> Resource | None:
@@ -389,12 +384,7 @@ class _Builder:
                 resource = self._practitioner(pro)
             entry = shared.remember(pro, resource)
         resource = entry[1]
-        known = self.seen.get(entry[2])  # ``_keep``, inlined as in ``organization``
-        if known is None:
-            self.seen[entry[2]] = resource
-            self.out.append(resource)
-        elif known is not resource and known != resource:
-            self.out.append(resource)
+        self._keep(resource, entry[2])
         return entry[3]
 
     def _practitioner(self, pro: Professional) -> Resource:
