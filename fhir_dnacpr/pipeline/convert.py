@@ -263,14 +263,20 @@ def _spilled(spill: BinaryIO) -> Iterator[tuple[int, str, list[Serialised]]]:
         yield from batch
 
 
+_PARTY_TYPES = frozenset({"Organization", "Practitioner"})
+"""The resource types ``SharedParties`` shares between records (one dict object per party)."""
+
+
 class _Serialiser:
     """``serialise`` for pass one, noting each ``Type/id`` in the run's ``RepeatFilter`` as it goes.
 
     ``SharedParties`` hands out one read-only dict for a party that recurs (the GP practice, a
     clinician on thousands of forms): such an object, met again, reuses its serialised item and is not
-    noted again (the filter already holds it as a repeat, so noting it would change nothing). Only an
-    object whose ``Type/id`` the filter may have met before is remembered, by identity; the table
-    keeps the object alive (so its id cannot be reused) and is cleared when full.
+    noted again (the filter already holds it as a repeat, so noting it would change nothing). Only a
+    party's object (the types ``SharedParties`` hands out) whose ``Type/id`` the filter may have met
+    before is remembered, by identity: every other resource is built afresh per record, so keeping it
+    would only hold memory (at 10^6 rows, thousands of repeated people's Patients). The table keeps
+    the object alive (so its id cannot be reused) and is cleared when full.
     """
 
     __slots__ = ("_memo", "_note_one")
@@ -292,7 +298,7 @@ class _Serialiser:
             ref = f"{resource_type}/{resource['id']}"
             item = (ref, resource_type, dumps(resource))
             items.append(item)
-            if note_one(ref):
+            if note_one(ref) and resource_type in _PARTY_TYPES:
                 if len(memo) >= self.MAX_ENTRIES:
                     memo.clear()
                 memo[id(resource)] = (resource, item)
