@@ -345,7 +345,9 @@ class NdjsonWriter(Writer):
         self._pending: list[tuple[str, list[Serialised]]] = []
         self._batch_records = batch_records
 
-    _SETTLED_MAX = 1 << 15
+    _SETTLED_MAX = 1 << 12
+    """Small on purpose: a shared resource is back in the table one batch after a clear, and a larger
+    table mostly holds refs met once more (repeated people), growing peak memory with the input."""
 
     def write(self, origin: str, resources: list[Resource]) -> list[Issue]:
         return self.write_serialised(origin, serialise(resources))
