@@ -23,8 +23,8 @@ import tempfile
 from collections.abc import Hashable, Iterable, Mapping
 from pathlib import Path
 
-PAIR_INDEX_MASK = 0xFFF
-BIT_PAIRS = tuple((1 << (i & 63)) | (1 << (i >> 6)) for i in range(PAIR_INDEX_MASK + 1))
+_PAIR_INDEX_MASK = 0xFFF
+_BIT_PAIRS = tuple((1 << (i & 63)) | (1 << (i >> 6)) for i in range(_PAIR_INDEX_MASK + 1))
 """Every mask of two bit positions in a 64-bit word (one bit when they coincide), by 12 hash bits."""
 
 
@@ -37,8 +37,7 @@ class BloomFilter:
     free probes (2^26 bits hold 7·10^6 keys at ~4 %). Probes come from Python's ``hash`` (SipHash,
     per-process seed), so the filter is for one process and one run only; memory is fixed at creation
     however many keys arrive (at least one word, whatever ``bits_log2`` asks for). A key's word comes
-    from the hash's low bits, its two bits from the high half (written out in each method: they run
-    once per resource, and a shared helper would double their cost).
+    from the hash's low bits, its two bits from the high half.
     """
 
     __slots__ = ("_word_mask", "_words")
@@ -53,7 +52,7 @@ class BloomFilter:
     def add(self, key: Hashable) -> bool:
         """Remember ``key``; True when it may have been added before (False: certainly new)."""
         h = hash(key)
-        mask = BIT_PAIRS[(h >> 32) & PAIR_INDEX_MASK]
+        mask = _BIT_PAIRS[(h >> 32) & _PAIR_INDEX_MASK]
         word = h & self._word_mask
         words = self._words
         bits = words[word]
@@ -64,14 +63,8 @@ class BloomFilter:
 
     def __contains__(self, key: Hashable) -> bool:
         h = hash(key)
-        mask = BIT_PAIRS[(h >> 32) & PAIR_INDEX_MASK]
+        mask = _BIT_PAIRS[(h >> 32) & _PAIR_INDEX_MASK]
         return self._words[h & self._word_mask] & mask == mask
-
-    def table(self) -> tuple[memoryview, int]:
-        """(words, word mask): for a hot loop that tests keys inline, as ``__contains__`` does —
-        ``mask = BIT_PAIRS[(h >> 32) & PAIR_INDEX_MASK]`` and ``words[h & word_mask] & mask == mask``
-        with ``h = hash(key)`` — saving two Python calls per key."""
-        return self._words, self._word_mask
 
 
 class RepeatFilter:
@@ -79,17 +72,14 @@ class RepeatFilter:
 
     Two Bloom filters: every key goes into ``seen``; a key ``seen`` already reports goes into
     ``repeated``. A key noted once is in ``repeated`` only by a false positive, which costs the caller
-    an exact check, never a wrong answer. Both filters probe with the key's one hash; the probing is
-    written out here (see ``BloomFilter``), as ``seen.add`` then ``repeated.add`` would do it.
+    an exact check, never a wrong answer.
     """
 
-    __slots__ = ("_repeated", "_repeated_table", "_seen", "_seen_table")
+    __slots__ = ("_repeated", "_seen")
 
     def __init__(self, seen_bits_log2: int = 26, repeated_bits_log2: int = 24) -> None:
         self._seen = BloomFilter(seen_bits_log2)
         self._repeated = BloomFilter(repeated_bits_log2)
-        self._seen_table = self._seen.table()
-        self._repeated_table = self._repeated.table()
 
     def note(self, keys: Iterable[Hashable]) -> None:
         note_one = self.note_one
@@ -99,24 +89,13 @@ class RepeatFilter:
     def note_one(self, key: Hashable) -> bool:
         """Note ``key``; True when it may have been noted before. Once told True a caller may skip
         noting that key again: it is in ``repeated`` now, and noting it again would change nothing."""
-        h = hash(key)
-        mask = BIT_PAIRS[(h >> 32) & PAIR_INDEX_MASK]
-        words, word_mask = self._seen_table
-        word = h & word_mask
-        bits = words[word]
-        if bits & mask != mask:
-            words[word] = bits | mask
+        if not self._seen.add(key):
             return False
-        words, word_mask = self._repeated_table
-        words[h & word_mask] |= mask
+        self._repeated.add(key)
         return True
 
     def may_repeat(self, key: Hashable) -> bool:
         return key in self._repeated
-
-    def repeated_table(self) -> tuple[memoryview, int]:
-        """``may_repeat`` for a hot loop to write out (see ``BloomFilter.table``)."""
-        return self._repeated_table
 
 
 class WrittenSet:

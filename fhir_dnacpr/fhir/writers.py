@@ -39,7 +39,7 @@ import orjson
 
 from fhir_dnacpr.fhir.ids import IdFactory
 from fhir_dnacpr.fhir.provenance import build_provenance
-from fhir_dnacpr.fhir.seen import BIT_PAIRS, PAIR_INDEX_MASK, RepeatFilter, WrittenSet
+from fhir_dnacpr.fhir.seen import RepeatFilter, WrittenSet
 from fhir_dnacpr.issues import Issue, Severity
 
 Resource = dict[str, Any]
@@ -334,7 +334,7 @@ class NdjsonWriter(Writer):
         self, *args: Any, batch_records: int = 1000, repeats: RepeatFilter | None = None, **kwargs: Any
     ) -> None:
         super().__init__(*args, **kwargs)
-        self._repeated_table = repeats.repeated_table() if repeats is not None else None
+        self._may_repeat = repeats.may_repeat if repeats is not None else None
         self._files: dict[str, Any] = {}
         self._buffers: defaultdict[str, list[bytes]] = defaultdict(list)
         self._written = WrittenSet()
@@ -370,30 +370,16 @@ class NdjsonWriter(Writer):
         current: dict[str, int] = {}
         ask: dict[str, int] = {}
         settled = self._settled
-        table = self._repeated_table
-        if table is None:
-            for _, items in pending:
-                for ref, _, data in items:
-                    if ref not in first:
-                        first[ref] = digest = hash(data)  # bytes cache their hash: later calls are free
-                        known = settled.get(ref)
-                        if known is None:
-                            ask[ref] = digest
-                        else:
-                            current[ref] = known
-        else:
-            words, word_mask = table
-            for _, items in pending:
-                for ref, _, data in items:
-                    h = hash(ref)  # RepeatFilter.may_repeat(ref), written out
-                    mask = BIT_PAIRS[(h >> 32) & PAIR_INDEX_MASK]
-                    if words[h & word_mask] & mask == mask and ref not in first:
-                        first[ref] = digest = hash(data)
-                        known = settled.get(ref)
-                        if known is None:
-                            ask[ref] = digest
-                        else:
-                            current[ref] = known
+        may_repeat = self._may_repeat
+        for _, items in pending:
+            for ref, _, data in items:
+                if ref not in first and (may_repeat is None or may_repeat(ref)):
+                    first[ref] = digest = hash(data)  # bytes cache their hash: later calls are free
+                    known = settled.get(ref)
+                    if known is None:
+                        ask[ref] = digest
+                    else:
+                        current[ref] = known
         if ask:
             current.update(self._written.settle(ask))
         return first, current

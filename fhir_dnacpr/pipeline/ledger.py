@@ -26,7 +26,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import BinaryIO
 
-from fhir_dnacpr.fhir.seen import BIT_PAIRS, PAIR_INDEX_MASK, BloomFilter
+from fhir_dnacpr.fhir.seen import BloomFilter
 from fhir_dnacpr.pipeline.frames import read_frames, write_frame
 
 _BATCH = 5_000
@@ -54,7 +54,6 @@ class DuplicateSet:
         self._db = db
         self._db.execute("CREATE TABLE raw (digest BLOB PRIMARY KEY) WITHOUT ROWID")
         self._bloom = BloomFilter(bloom_bits_log2)
-        self._bloom_table = self._bloom.table()
         self._pending: set[bytes] = set()
         self._batch = batch
 
@@ -62,14 +61,7 @@ class DuplicateSet:
         """True when this digest was seen before; remembers it otherwise."""
         if len(digest) != DIGEST_SIZE:
             raise ValueError(f"a record digest is {DIGEST_SIZE} bytes")
-        h = hash(digest)  # self._bloom.add(digest), written out (it runs once per record)
-        mask = BIT_PAIRS[(h >> 32) & PAIR_INDEX_MASK]
-        words, word_mask = self._bloom_table
-        word = h & word_mask
-        bits = words[word]
-        if bits & mask != mask:
-            words[word] = bits | mask
-        elif (
+        if self._bloom.add(digest) and (
             digest in self._pending
             or self._db.execute("SELECT 1 FROM raw WHERE digest = ?", (digest,)).fetchone() is not None
         ):
@@ -116,8 +108,8 @@ class Ledger:
         self._duplicates = DuplicateSet(self._db)
         self.is_duplicate = self._duplicates.is_duplicate
         self._items: list[tuple[int, str, bytes, bytes, int, bool, bool]] = []
-        self._keys_seen: dict[str, tuple[memoryview, int]] = {}
-        """Per kind, the table of a ``BloomFilter``: record and patient keys met so far (both in one
+        self._keys_seen: dict[str, BloomFilter] = {}
+        """Per kind, a ``BloomFilter`` of the record and patient keys met so far (both in one
         filter: a cross hit only adds a candidate, never hides one)."""
         self._flagged_keys = BloomFilter(24)
         """Record and patient keys of every flagged row: an item with neither key here is no candidate."""
@@ -127,26 +119,11 @@ class Ledger:
     def add_item(
         self, seq: int, kind: str, record_key: bytes, patient_key: bytes, order_key: int, active: bool
     ) -> None:
-        table = self._keys_seen.get(kind)
-        if table is None:
-            table = self._keys_seen[kind] = BloomFilter(24).table()
-        # keys_seen.add(record_key) | keys_seen.add(patient_key), written out (it runs for every item)
-        words, word_mask = table
-        h = hash(record_key)
-        mask = BIT_PAIRS[(h >> 32) & PAIR_INDEX_MASK]
-        word = h & word_mask
-        bits = words[word]
-        seen_before = bits & mask == mask
-        if not seen_before:
-            words[word] = bits | mask
-        h = hash(patient_key)
-        mask = BIT_PAIRS[(h >> 32) & PAIR_INDEX_MASK]
-        word = h & word_mask
-        bits = words[word]
-        if bits & mask == mask:
-            seen_before = True
-        else:
-            words[word] = bits | mask
+        keys_seen = self._keys_seen.get(kind)
+        if keys_seen is None:
+            keys_seen = self._keys_seen[kind] = BloomFilter(24)
+        # Both keys are added whatever the first one answers.
+        seen_before = keys_seen.add(record_key) | keys_seen.add(patient_key)
         if seen_before:
             self._flagged_keys.add(record_key)
             self._flagged_keys.add(patient_key)
@@ -172,21 +149,10 @@ class Ledger:
             return  # loaded by an earlier call
         self._spool.close()
         self._spool = None
-        words, word_mask = self._flagged_keys.table()
-        pairs = BIT_PAIRS
+        flagged = self._flagged_keys
         with self._spool_path.open("rb", buffering=1 << 20) as spool, self._db:
             for items in read_frames(spool):
-                rows = []
-                for item in items:  # item[6] or item[2] in flagged or item[3] in flagged, written out
-                    if not item[6]:
-                        h = hash(item[2])
-                        mask = pairs[(h >> 32) & PAIR_INDEX_MASK]
-                        if words[h & word_mask] & mask != mask:
-                            h = hash(item[3])
-                            mask = pairs[(h >> 32) & PAIR_INDEX_MASK]
-                            if words[h & word_mask] & mask != mask:
-                                continue
-                    rows.append(item)
+                rows = [item for item in items if item[6] or item[2] in flagged or item[3] in flagged]
                 self._db.executemany("INSERT INTO item VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
         self._spool_path.unlink()
 
