@@ -468,20 +468,19 @@ class _Run:
                 spill_path.open("rb", buffering=1 << 20) as spill,
                 (options.out_dir / "replaced.ndjson").open("wb") as replaced,
             ):
-                for batch in read_frames(spill):  # _spilled(spill), written out
-                    for seq, origin, items in batch:
-                        if seq == next_seq:
-                            items, superseded = _apply_verdicts(items, record_verdicts)
-                            summary.superseded += superseded
-                            next_seq, record_verdicts = next(verdicts, no_verdict)
-                            if not items:
-                                summary.versions_replaced += 1
-                                replaced.write(orjson.dumps({"where": origin}) + b"\n")
-                                continue
-                        issues = write(origin, items)
-                        if issues:
-                            warnings += len(issues)
-                        converted += 1
+                for seq, origin, items in _spilled(spill):
+                    if seq == next_seq:
+                        items, superseded = _apply_verdicts(items, record_verdicts)
+                        summary.superseded += superseded
+                        next_seq, record_verdicts = next(verdicts, no_verdict)
+                        if not items:
+                            summary.versions_replaced += 1
+                            replaced.write(orjson.dumps({"where": origin}) + b"\n")
+                            continue
+                    issues = write(origin, items)
+                    if issues:
+                        warnings += len(issues)
+                    converted += 1
         finally:
             summary.records_converted += converted
             summary.warnings += warnings
