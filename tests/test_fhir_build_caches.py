@@ -146,3 +146,23 @@ def test_a_plan_points_at_the_consent_id_the_ids_give(record: CareRecord, anothe
         assert consent["id"] == IDS.id_for(
             "Consent", record.decision.source.system, record.decision.source.record_id
         )
+
+
+def test_local_times_cached_by_bare_value_keep_zone_fold_and_precision() -> None:
+    """Naive and ``LOCAL_TIMEZONE`` times of fold 0 share one table keyed by the bare value: a naive time
+    and its local twin, fold-1 twins and equal instants in other zones must each keep their own text,
+    whichever comes first."""
+    for minute in (5, 15, 25, 35):  # fresh values each round, met in a different order
+        local = datetime(2024, 10, 27, 1, minute, tzinfo=LOCAL_TIMEZONE)  # the hour that happens twice
+        values = [
+            local,
+            local.replace(fold=1),
+            local.replace(tzinfo=None),
+            local.replace(tzinfo=None, fold=1),
+            local.astimezone(UTC),
+            local.replace(fold=1).astimezone(UTC),
+            datetime(2024, 10, 27, minute=minute, tzinfo=LOCAL_TIMEZONE),
+        ]
+        order = values[minute % 7 :] + values[: minute % 7]
+        for value in order * 2:
+            assert fhir_datetime(value) == _plain(value)

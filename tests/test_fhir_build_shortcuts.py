@@ -146,3 +146,36 @@ def test_naive_times_cached_by_value_keep_their_fold() -> None:
         for value in order * 2:
             expected = "+01:00" if value.fold == 0 else "+00:00"
             assert fhir_datetime(value) == f"2023-10-29T01:{minute}:00{expected}"
+
+
+def test_a_version_met_again_after_another_version_is_returned_once() -> None:
+    """A resource counts as met when equal to any one already returned, not only to the first of its id:
+    versions A, B, B (B met twice, as two equal objects) give A and B."""
+    plan = RESPECT.plan
+    first = plan.lpa[0]
+    second = replace(first, phone="07700 900999")
+    record = CareRecord(plan=replace(plan, lpa=(first, second, replace(second)), people_to_involve=()))
+    people = [r for r in build_resources(record, IDS) if r["resourceType"] == "RelatedPerson"]
+    assert [p.get("telecom", [{}])[0].get("value") for p in people] == [first.phone, "07700 900999"]
+    assert len({p["id"] for p in people}) == 1
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(care_records(kinds=("plan", "both")))
+def test_parties_met_again_as_equal_copies_add_no_resource(record: CareRecord) -> None:
+    """Oracle: each related party given twice more (the object again, then an equal copy) leaves every
+    resource but the CarePlan (whose ``supportingInfo`` lists each) exactly as built from the record."""
+    plan = record.plan
+    tripled = replace(
+        record,
+        plan=replace(
+            plan,
+            lpa=tuple(p for party in plan.lpa for p in (party, party, replace(party))),
+            people_to_involve=tuple(p for party in plan.people_to_involve for p in (party, replace(party))),
+        ),
+    )
+
+    def without_plan(resources: list[dict]) -> bytes:
+        return orjson.dumps([r for r in resources if r["resourceType"] != "CarePlan"])
+
+    assert without_plan(build_resources(tripled, IDS)) == without_plan(build_resources(record, IDS))

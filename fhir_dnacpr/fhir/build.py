@@ -137,10 +137,11 @@ _ROLE_EXTENSIONS = _enum_extensions(c.EXT_RELATED_PARTY_ROLE, c.CS_RELATED_PARTY
 _TEXT_CACHE_SIZE = 8192
 _date_texts: dict[Any, str] = {}
 """Text by ``date`` value, and by ``(datetime, tzinfo, fold)`` for an aware datetime."""
-_naive_texts: dict[datetime, str] = {}
-"""Text by naive datetime of fold 0 (the usual source time), keyed by the bare value: equal naive values
-differ only in ``fold``, which only fold-0 values ever look up here, and a naive value never equals an
-aware one. Saves building and hashing a key tuple for the commonest case."""
+_local_texts: dict[datetime, str] = {}
+"""Text by datetime of fold 0 that is naive or in ``LOCAL_TIMEZONE`` (the usual source times), keyed by
+the bare value: two such values are equal only when both are naive or both local, with the same fields
+(only ``fold`` could differ, and only fold-0 values look up here), so they have one text. Saves building
+and hashing a key tuple for the commonest cases."""
 
 
 def fhir_datetime(value: date | datetime) -> str:
@@ -154,16 +155,17 @@ def fhir_datetime(value: date | datetime) -> str:
     if kind is date:
         key: Any = value
     elif kind is datetime:
-        if value.tzinfo is None and not value.fold:
-            found = _naive_texts.get(value)
+        zone = value.tzinfo
+        if (zone is LOCAL_TIMEZONE or zone is None) and not value.fold:
+            found = _local_texts.get(value)
             if found is not None:
                 return found
-            text = value.replace(tzinfo=LOCAL_TIMEZONE).isoformat()
-            if len(_naive_texts) >= _TEXT_CACHE_SIZE:
-                _naive_texts.clear()
-            _naive_texts[value] = text
+            text = (value if zone else value.replace(tzinfo=LOCAL_TIMEZONE)).isoformat()
+            if len(_local_texts) >= _TEXT_CACHE_SIZE:
+                _local_texts.clear()
+            _local_texts[value] = text
             return text
-        key = (value, value.tzinfo, value.fold)
+        key = (value, zone, value.fold)
     else:  # a subclass: its own equality and text, so not cached
         if isinstance(value, datetime) and value.tzinfo is None:
             value = value.replace(tzinfo=LOCAL_TIMEZONE)
@@ -250,13 +252,13 @@ class SharedParties:
             self.by_identity.clear()
         self.resources[party] = resource
         ref = f"{resource['resourceType']}/{resource['id']}" if resource is not None else ""
-        entry = (party, resource, ref, {"reference": ref})
+        entry = (party, resource, {"reference": ref})
         self.by_identity[id(party)] = entry
         return entry
 
 
-_SharedEntry = tuple[Any, Resource | None, str, dict[str, str]]
-"""(party, its resource or None, ``Type/id``, the reference dict pointing at it)."""
+_SharedEntry = tuple[Any, Resource | None, dict[str, str]]
+"""(party, its resource or None, the reference dict pointing at it)."""
 
 
 class _Builder:
@@ -264,35 +266,32 @@ class _Builder:
 
     Conflicting versions of one Type/id (say the same GMC number with two spellings of a name) are
     both kept, in order, so the writers can report them and let the later one win.
+
+    "Met before" is ``resource in out``: a record yields a handful of resources, and comparing with
+    each is cheaper than keeping a table by ``Type/id`` (two resources of other types or ids differ at
+    their first or second key; a shared party is found by identity at once).
     """
 
-    __slots__ = ("consent_key", "ids", "last_patient", "out", "seen", "shared")
+    __slots__ = ("consent_key", "ids", "last_patient", "out", "shared")
 
     def __init__(self, ids: IdFactory, shared: SharedParties | None = None) -> None:
         if shared is not None and shared.ids is not ids:
             raise ValueError("the SharedParties cache belongs to another IdFactory")
         self.ids = ids
         self.out: list[Resource] = []
-        self.seen: dict[str, Resource] = {}
         self.shared = shared
         self.last_patient: tuple[Person, dict] | None = None
         self.consent_key: tuple[str, str, str] | None = None
         """(system, record id, Consent id) of this record's decision: its plan points at it by that id."""
 
     def add(self, resource: Resource, ref: str | None = None) -> dict:
+        """Output the resource unless this record already has it; the reference pointing at it."""
         if ref is None:
             ref = f"{resource['resourceType']}/{resource['id']}"
-        self._keep(resource, ref)
+        out = self.out
+        if resource not in out:
+            out.append(resource)
         return {"reference": ref}
-
-    def _keep(self, resource: Resource, ref: str) -> None:
-        """Output the resource once per record; a different one under the same ref is kept too."""
-        known = self.seen.get(ref)
-        if known is None:
-            self.seen[ref] = resource
-            self.out.append(resource)
-        elif known is not resource and known != resource:
-            self.out.append(resource)
 
     # --- parties -------------------------------------------------------------------------------
 
@@ -332,9 +331,7 @@ class _Builder:
             gp = self.organization(person.gp_practice)
             if gp:
                 patient["generalPractitioner"] = [gp]
-        ref_text = "Patient/" + patient_id
-        self._keep(patient, ref_text)
-        ref = {"reference": ref_text}
+        ref = self.add(patient, "Patient/" + patient_id)
         self.last_patient = (person, ref)
         return ref
 
@@ -352,8 +349,10 @@ class _Builder:
         resource = entry[1]
         if resource is None:
             return None
-        self._keep(resource, entry[2])
-        return entry[3]
+        out = self.out
+        if resource not in out:
+            out.append(resource)
+        return entry[2]
 
     def _organization(self, org: Organisation) -> Resource | None:
         if org.ods_code:
@@ -383,9 +382,10 @@ class _Builder:
             if resource is None:
                 resource = self._practitioner(pro)
             entry = shared.remember(pro, resource)
-        resource = entry[1]
-        self._keep(resource, entry[2])
-        return entry[3]
+        out = self.out
+        if entry[1] not in out:
+            out.append(entry[1])
+        return entry[2]
 
     def _practitioner(self, pro: Professional) -> Resource:
         body = str(pro.registration_body) if pro.registration_body else None

@@ -60,7 +60,7 @@ class IdFactory:
 
     def id_for(self, resource_type: str, *natural_key_parts: str | None) -> str:
         inner = self._inner_copy()
-        inner.update(_dumps((resource_type, *natural_key_parts)))
+        inner.update(_dumps([resource_type, *natural_key_parts]))  # a list: one object fewer than a tuple
         outer = self._outer_copy()
         outer.update(inner.digest())
         return outer.hexdigest()[:ID_LENGTH]
