@@ -46,6 +46,38 @@ def nhs_number(value: str, ctx: Context, node: Scalar) -> Any:
     return number
 
 
+def _weighted_thousands(weights: tuple[int, int, int]) -> dict[str, int]:
+    """Each three-digit text and its digits' sum weighted by ``weights``."""
+    texts = (f"{n:03d}" for n in range(1000))
+    return {t: sum(int(d) * w for d, w in zip(t, weights, strict=True)) for t in texts}
+
+
+_NHS_HEAD = _weighted_thousands((10, 9, 8))
+_NHS_MIDDLE = _weighted_thousands((7, 6, 5))
+_NHS_TAIL = _weighted_thousands((4, 3, 2))
+_NHS_CHECK_DIGIT = {r: str((11 - r) % 11) for r in range(11) if r != 1}
+"""The check digit by the weighted sum's remainder mod 11 (remainder 1 means check digit 10: none)."""
+
+
+def clean_nhs_number(text: str) -> bool:
+    """Whether ``nhs_number`` passes ``text`` unchanged with no issue: ten ASCII digits, Modulus 11 right.
+
+    Three table lookups of three digits each (a text with anything but ASCII digits there finds no
+    entry) instead of nine multiplications: the NHS number is checked on every record.
+    """
+    if len(text) != 10:
+        return False
+    try:
+        total = _NHS_HEAD[text[:3]] + _NHS_MIDDLE[text[3:6]] + _NHS_TAIL[text[6:9]]
+    except KeyError:
+        return False
+    return _NHS_CHECK_DIGIT.get(total % 11) == text[9]
+
+
+nhs_number.accepts = clean_nhs_number  # type: ignore[attr-defined]
+"""What generated mapping code tests first: a clean NHS number is kept as it is, without the check."""
+
+
 def not_in_future(value: date | datetime, ctx: Context, node: Scalar) -> Any:
     day = value.date() if isinstance(value, datetime) else value
     if day > ctx.today:

@@ -21,6 +21,8 @@ _MEMO_SIZE = 4096
 INVALID: Any = type("Invalid", (), {"__repr__": lambda self: "INVALID", "__bool__": lambda self: False})()
 """A value that was present but wrong; its issue is already in the context."""
 MISSING: Any = object()
+UNSET: Any = type("Unset", (), {"__repr__": lambda self: "UNSET"})()
+"""A model field no source value, constant or default has set (yet), in generated builders."""
 
 
 def identity(value: Any, *_: Any) -> Any:
@@ -550,11 +552,11 @@ class ObjectSpec(Node):
     """A model dataclass built from its field nodes; absent when no field found source data."""
 
     __slots__ = (
+        "build",
         "cls",
         "consts",
         "defaults",
         "drop_if_incomplete",
-        "fields",
         "finish",
         "label",
         "line",
@@ -587,8 +589,9 @@ class ObjectSpec(Node):
         self.drop_if_incomplete = drop_if_incomplete
         self.finish: Callable[[ObjectSpec, dict[str, Any], Context], None] | None = None
         """Optional last touch on the arguments (fill a known display, warn on a bad number)."""
-        self.fields: Callable[..., Any] = _generate_fields(self)
-        """``fields(data, ctx, force=False)``: the constructor arguments, or ABSENT / INVALID."""
+        self.build: Callable[..., Any] = self._first_build
+        """``build(data, ctx, force=False)``: the object, or ABSENT / INVALID (``unroll``). Written
+        at its first call, once the compiler has set ``finish`` and compiled the whole spec."""
         self.memo_columns: tuple[str, ...] | None = None
         self._memo: dict[tuple[Any, ...], Any] = {}
 
@@ -622,12 +625,13 @@ class ObjectSpec(Node):
         return _remember(self._memo, key, self._get(data, ctx), issues_before, ctx)
 
     def _get(self, data: Any, ctx: Context) -> Any:
-        kwargs = self.fields(data, ctx)
-        if kwargs is ABSENT or kwargs is INVALID:
-            return kwargs
-        if self.finish is not None:
-            self.finish(self, kwargs, ctx)
-        return self.make(**kwargs)
+        return self.build(data, ctx)
+
+    def _first_build(self, *args: Any) -> Any:
+        from fhir_dnacpr.mapping.unroll import generate_build
+
+        self.build = generate_build(self)
+        return self.build(*args)
 
     def _incomplete(self, name: str, ctx: Context) -> Any:
         node = dict(self.nodes).get(name)
@@ -725,7 +729,7 @@ def _memo_cell(node: Node) -> str | None:
 
 
 def _plain_text(node: Node) -> bool:
-    """A trimmed text field with no map, special words, case change or check: inlined in ``fields``."""
+    """A trimmed text field with no map, special words, case change or check: inlined in ``build``."""
     return (
         isinstance(node, Scalar)
         and not node.many
@@ -739,7 +743,7 @@ def _plain_text(node: Node) -> bool:
 
 def _plain_text_columns(node: Node) -> bool:
     """A list of trimmed texts from several CSV columns (``address_lines: {paths: [...]}``) with no split,
-    map, special words, case change or check: inlined in ``fields`` (else ``_columns_getter``)."""
+    map, special words, case change or check: inlined in ``build`` (else ``_columns_getter``)."""
     return (
         isinstance(node, Scalar)
         and node.many
@@ -752,42 +756,9 @@ def _plain_text_columns(node: Node) -> bool:
     )
 
 
-def _text_columns_inline(env: dict[str, Any], i: int, node: Scalar) -> list[str]:
-    """Lines setting ``v`` to what ``_columns_getter`` returns for a ``_plain_text_columns`` field:
-    each cell trimmed and checked against the null words inline; anything unusual (a missing column,
-    a cell that is not text) goes to the field's own ``get``."""
-    env[f"get{i}"] = node.get
-    env[f"nulls{i}"] = node.nulls
-    env[f"short{i}"] = max((len(v) for v in node.nulls), default=-1)
-    names = [a.name for a in node.accessors]  # type: ignore[attr-defined]
-    cells = [f"c{k}" for k in range(len(names))]
-    lines = ["    try:"]
-    lines += [f"        {cell} = data[{name!r}]" for cell, name in zip(cells, names, strict=True)]
-    lines += [
-        "    except (KeyError, TypeError):",
-        f"        v = get{i}(data, ctx)",
-        "    else:",
-        "        if " + " and ".join(f"(not {cell} or {cell}.__class__ is str)" for cell in cells) + ":",
-        "            parts = []",
-    ]
-    for cell in cells:
-        lines += [
-            f"            if {cell}:",
-            f"                t = {cell}.strip()",
-            f"                if t and (len(t) > short{i} or t.lower() not in nulls{i}):",
-            "                    parts.append(t)",
-        ]
-    lines += [
-        "            v = tuple(parts) if parts else ABSENT",
-        "        else:",
-        f"            v = get{i}(data, ctx)",
-    ]
-    return lines
-
-
 def remembered_get(node: Scalar) -> Callable[[Any, Context], Any]:
     """``node.get`` remembering its results by cell text (see ``_memo_cell``), as an object's generated
-    ``fields`` does for its own fields; for a field read on its own (``last_updated``)."""
+    ``build`` does for its own fields; for a field read on its own (``last_updated``)."""
     column = _memo_cell(node)
     get = node.get
     if column is None:
@@ -828,7 +799,7 @@ def _remembering(
     one: Callable[[Any, Context], Any], memo: dict[Any, Any], by_day: bool
 ) -> Callable[..., Any]:
     """``one(cell, ctx)`` for a text cell not remembered yet, remembering what it answers when that
-    raised no issue (see ``_remember``); the generated ``fields`` looks the memo up itself first."""
+    raised no issue (see ``_remember``); the generated ``build`` looks the memo up itself first."""
 
     def slow(cell: str, ctx: Context) -> Any:
         before = len(ctx.issues)
@@ -849,219 +820,89 @@ def _remembering_get(
     return slow
 
 
-def _generate_fields(spec: ObjectSpec, fast: bool = True) -> Callable[..., Any]:
-    """Write ``fields`` for one object as straight-line Python (as dataclasses writes ``__init__``).
-
-    The hot path of mapping a CSV row is "look up a cell, skip it if blank"; unrolled, that is a dict
-    lookup and a truth test per field, with no loop, tuple unpacking or call for blank cells. Plain
-    text fields are trimmed and checked against the null words inline; fields whose value recurs
-    (codes, dates, flags) are remembered by their cell's text (``_memo_cell``), results that raised
-    no issue only, so every warning and error is still reported for every record. Anything off
-    these fast paths calls the field's own ``get``/``one``, the reference behaviour.
-
-    ``fast=False`` writes only that reference behaviour (no inlining, no cell memos): the tests hold
-    the fast version to it.
-    """
+def _generate_fields(spec: ObjectSpec) -> Callable[..., Any]:
+    """The plain form of ``unroll.generate_build``'s work, for the tests to hold it to: ``fields(data,
+    ctx, force=False)`` answers the constructor arguments as a dict (or ABSENT / INVALID), each field
+    read through its own ``get``/``one``, nothing remembered, nothing inlined."""
     env: dict[str, Any] = {
         "ABSENT": ABSENT,
         "INVALID": INVALID,
         "Flagged": Flagged,
         "consts": spec.consts,
+        "incomplete": spec._incomplete,
     }
     body = [
         "def fields(data, ctx, force=False):",
-        "    kwargs = consts.copy()" if spec.consts else "    kwargs = {}",
+        "    kwargs = consts.copy()",
         "    found = False",
         "    invalid = False",
     ]
-
-    def tail(indent: str, name: str) -> list[str]:
-        return [
-            f"{indent}if v is not ABSENT:",
-            f"{indent}    if v is INVALID:",
-            f"{indent}        invalid = True",
-            f"{indent}    else:",
-            f"{indent}        found = True",
-            f"{indent}        if v.__class__ is Flagged:",
-            f"{indent}            kwargs.update(v.sets)",
-            f"{indent}        else:",
-            f"{indent}            kwargs[{name!r}] = v",
-        ]
-
-    def hit(indent: str, name: str, node: Node) -> list[str]:
-        """Lines for a remembered value that is not ABSENT: never INVALID (not remembered), and a
-        ``Flagged`` only from a field with special words."""
-        if _may_flag(node):
-            return [
-                f"{indent}found = True",
-                f"{indent}if v.__class__ is Flagged:",
-                f"{indent}    kwargs.update(v.sets)",
-                f"{indent}else:",
-                f"{indent}    kwargs[{name!r}] = v",
-            ]
-        return [f"{indent}found = True", f"{indent}kwargs[{name!r}] = v"]
-
-    def read_cell(i: int, node: Scalar) -> list[str]:
-        """``cell = data[column]``; a missing column sets ``v`` to INVALID (its error reported).
-        The caller writes the ``else:`` branch for a cell that was read."""
-        env[f"one{i}"] = node.one
-        env[f"missing{i}"] = node._missing_column
-        return [
-            "    try:",
-            f"        cell = data[{node.accessors[0].name!r}]",  # type: ignore[attr-defined]
-            "    except (KeyError, TypeError):",
-            f"        v = missing{i}(data, ctx)",
-        ]
-
     for i, (name, node) in enumerate(spec.nodes):
-        accessor = node.accessors[0] if node.accessors else None
-        single_column = len(node.accessors) == 1 and isinstance(accessor, Column)
-        memo_column = None if isinstance(node, ObjectSpec) or not fast else _memo_cell(node)
-        key = "(cell, ctx.today)" if _uses_today(node) else "cell"
-        if fast and _plain_text(node):
-            env[f"nulls{i}"] = node.nulls  # type: ignore[attr-defined]
-            env[f"short{i}"] = max((len(v) for v in node.nulls), default=-1)  # type: ignore[attr-defined]
+        if (
+            isinstance(node, Scalar)
+            and not node.many
+            and len(node.accessors) == 1
+            and isinstance(node.accessors[0], Column)
+        ):
+            env[f"one{i}"] = node.one
+            env[f"missing{i}"] = node._missing_column
             body += [
-                *read_cell(i, node),  # type: ignore[arg-type]
-                "        invalid = True",
+                "    try:",
+                f"        cell = data[{node.accessors[0].name!r}]",  # type: ignore[attr-defined]
+                "    except (KeyError, TypeError):",
+                f"        v = missing{i}(data, ctx)",
                 "    else:",
-                "        if cell:",
-                "            if cell.__class__ is str:",
-                "                v = cell.strip()",
-                f"                if v and (len(v) > short{i} or v.lower() not in nulls{i}):",
-                "                    found = True",
-                f"                    kwargs[{name!r}] = v",
-                "            else:",
-                f"                v = one{i}(cell, ctx)",
-                *tail("                ", name),
+                f"        v = one{i}(cell, ctx) if cell else ABSENT",
             ]
-            continue
-        if fast and isinstance(node, Scalar) and not node.many and single_column:
-            # A blank cell is ABSENT (nothing to do); a remembered value never is INVALID.
-            body += [*read_cell(i, node), "        invalid = True", "    else:", "        if cell:"]
-            if memo_column is not None:
-                env[f"memo{i}"] = memo = {}
-                env[f"slow{i}"] = _remembering(node.one, memo, _uses_today(node))
-                body += [
-                    "            if cell.__class__ is str:",
-                    f"                v = memo{i}.get({key})",
-                    "                if v is None:",
-                    f"                    v = slow{i}(cell, ctx)",
-                    *tail("                    ", name),
-                    "                elif v is not ABSENT:",
-                    *hit("                    ", name, node),
-                    "            else:",
-                    f"                v = one{i}(cell, ctx)",
-                    *tail("                ", name),
-                ]
-            else:
-                body += [f"            v = one{i}(cell, ctx)", *tail("            ", name)]
-            continue
-        if isinstance(node, Scalar) and not node.many and single_column:
-            body += [*read_cell(i, node), "    else:"]
-            body.append(f"        v = one{i}(cell, ctx) if cell else ABSENT")
-        elif fast and _plain_text_columns(node):
-            body += _text_columns_inline(env, i, node)  # type: ignore[arg-type]
-        elif fast and _built_inline(node):
-            body += _object_inline(env, f"o{i}", node, "v", "    ")  # type: ignore[arg-type]
-        elif fast and isinstance(node, FixedList) and all(_built_inline(item) for item in node.items):
-            body += _fixed_list_inline(env, i, node)
-        elif fast and isinstance(node, ObjectSpec) and node.memo_columns is not None:
-            # A shared party remembered by its cells (``remember_by_columns``): look it up here, and
-            # let its ``get`` work it out (and remember it) only when it is not known yet. A row
-            # without one of the columns is left to ``get`` (which reports it).
-            env[f"get{i}"] = node.get
-            env[f"omemo{i}"] = node._memo
-            cells = ", ".join(f"data[{column!r}]" for column in node.memo_columns)
-            body += [
-                "    v = None",
-                "    if data.__class__ is dict:",
-                "        try:",
-                f"            v = omemo{i}.get((ctx.today, {cells}))",
-                "        except KeyError:",
-                "            pass",
-                "    if v is None:",
-                f"        v = get{i}(data, ctx)",
-                *tail("        ", name),
-                "    elif v is not ABSENT:",
-                *hit("        ", name, node),
-            ]
-            continue
-        elif fast and memo_column is not None:
-            env[f"get{i}"] = node.get
-            env[f"memo{i}"] = memo = {}
-            env[f"slowget{i}"] = _remembering_get(node.get, memo, _uses_today(node))
-            body += [
-                f"    cell = data.get({memo_column!r}) if data.__class__ is dict else None",
-                "    if cell.__class__ is str:",
-                f"        v = memo{i}.get({key})",
-                "        if v is None:",
-                f"            v = slowget{i}(data, cell, ctx)",
-                *tail("            ", name),
-                "        elif v is not ABSENT:",
-                *hit("            ", name, node),
-                "    else:",
-                f"        v = get{i}(data, ctx)",
-                *tail("        ", name),
-            ]
-            continue
         else:
             env[f"get{i}"] = node.get
             body.append(f"    v = get{i}(data, ctx)")
-        body += tail("    ", name)
+        body += [
+            "    if v is not ABSENT:",
+            "        if v is INVALID:",
+            "            invalid = True",
+            "        else:",
+            "            found = True",
+            "            if v.__class__ is Flagged:",
+            "                kwargs.update(v.sets)",
+            "            else:",
+            f"                kwargs[{name!r}] = v",
+        ]
     body += [
         "    if not found and not force:",
         "        return INVALID if invalid else ABSENT",
         "    if invalid:",
         "        return INVALID",
     ]
-    # Defaults for the fields left empty, then the first required field missing makes it incomplete.
-    env["incomplete"] = spec._incomplete
     for k, (name, value) in enumerate(spec.defaults.items()):
         env[f"default{k}"] = value
         body += [f"    if {name!r} not in kwargs:", f"        kwargs[{name!r}] = default{k}"]
     for name in spec.required:
         body += [f"    if {name!r} not in kwargs:", f"        return incomplete({name!r}, ctx)"]
     body.append("    return kwargs")
-    exec(compile("\n".join(body), f"<mapping {spec.label}>", "exec"), env)
-    return env["fields"]
+    exec(compile("\n".join(body), f"<mapping {spec.label} (reference)>", "exec"), env)
+    return env["fields"]  # type: ignore[no-any-return]
 
 
-def _built_inline(node: Node) -> bool:
-    """An object the parent's generated ``fields`` builds itself: what ``ObjectSpec.get`` does for an
-    object not remembered by its cells (``fields``, ``finish``, the class), without the two calls."""
-    return isinstance(node, ObjectSpec) and node.memo_columns is None
+def _reference_build(
+    spec: ObjectSpec, given: tuple[str, ...] = (), fallback: str | None = None
+) -> Callable[..., Any]:
+    """``unroll.generate_build``'s contract (same signature, same answers) over ``_generate_fields``."""
+    fields = _generate_fields(spec)
 
+    def build(data: Any, ctx: Context, force: bool = False, *args: Any) -> Any:
+        kwargs = fields(data, ctx, force)
+        if kwargs is ABSENT or kwargs is INVALID:
+            return kwargs
+        if spec.finish is not None:
+            spec.finish(spec, kwargs, ctx)
+        kwargs.update(zip(given, args, strict=False))
+        link = args[len(given)] if len(args) > len(given) else UNSET
+        if fallback is not None and fallback not in kwargs and link is not UNSET:
+            kwargs[fallback] = link
+        return spec.make(**kwargs)
 
-def _object_inline(env: dict[str, Any], tag: str, node: ObjectSpec, target: str, indent: str) -> list[str]:
-    """Lines setting ``target`` to what ``node.get(data, ctx)`` returns (``ObjectSpec._get``)."""
-    env[f"{tag}fields"] = node.fields
-    env[f"{tag}make"] = node.make
-    lines = [
-        f"{indent}{target} = {tag}fields(data, ctx)",
-        f"{indent}if {target} is not ABSENT and {target} is not INVALID:",
-    ]
-    if node.finish is not None:
-        env[f"{tag}finish"] = node.finish
-        env[f"{tag}spec"] = node
-        lines.append(f"{indent}    {tag}finish({tag}spec, {target}, ctx)")
-    lines.append(f"{indent}    {target} = {tag}make(**{target})")
-    return lines
-
-
-def _fixed_list_inline(env: dict[str, Any], i: int, node: FixedList) -> list[str]:
-    """Lines setting ``v`` to what ``FixedList.get`` returns, each item built inline."""
-    lines = ["    items = []", "    bad = False"]
-    for k, item in enumerate(node.items):
-        lines += _object_inline(env, f"o{i}_{k}_", item, "w", "    ")  # type: ignore[arg-type]
-        lines += [
-            "    if w is INVALID:",
-            "        bad = True",
-            "    elif w is not ABSENT:",
-            "        items.append(w)",
-        ]
-    lines.append("    v = INVALID if bad else tuple(items) if items else ABSENT")
-    return lines
+    return build
 
 
 def _special_for(node: Scalar, value: Any) -> str | None:
@@ -1166,9 +1007,15 @@ class EachList(Node):
             raise UnmapError(f"{self.label}: items cannot be written back to {accessor.where}")
 
 
+_DATE_CACHES: dict[tuple[Any, ...], dict[str, Any]] = {}
+"""Parsed dates by text, one cache per parsing (method, formats, zone), shared by every field that
+parses alike: a record's decision, discussion and endorsement dates are often the same text."""
+
+
 def date_converter(parser: DateParser, method: str) -> Callable[[str, Context, Scalar], Any]:
     parse = getattr(parser, method)
-    cache: dict[str, Any] = {}  # dates repeat across records; parsed values are immutable
+    key = (method, tuple(f.text for f in parser.formats), parser.zone)
+    cache = _DATE_CACHES.setdefault(key, {})  # parsed values are immutable
 
     def convert(value: str, ctx: Context, node: Scalar) -> Any:
         hit = cache.get(value)
@@ -1198,4 +1045,5 @@ def date_converter(parser: DateParser, method: str) -> Callable[[str, Context, S
         cache[value] = parsed
         return parsed
 
+    convert.parsing = key  # type: ignore[attr-defined]
     return convert

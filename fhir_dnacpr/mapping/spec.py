@@ -8,7 +8,8 @@ the spec's field names (flat CSV and JSON specs).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import dataclasses
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ from fhir_dnacpr.frozen import maker
 from fhir_dnacpr.issues import Issue, Severity
 from fhir_dnacpr.mapping.fields import (
     INVALID,
+    UNSET,
     Context,
     Node,
     ObjectSpec,
@@ -31,6 +33,7 @@ from fhir_dnacpr.mapping.fields import (
 )
 from fhir_dnacpr.mapping.paths import ABSENT, Accessor, Column
 from fhir_dnacpr.mapping.redact import MASK, redact_flat, redact_json, redact_xml
+from fhir_dnacpr.mapping.unroll import generate_build
 from fhir_dnacpr.sources.base import Origin, RawRecord
 from fhir_dnacpr.sources.dispatch import open_source
 
@@ -116,16 +119,18 @@ class MappingSpec:
         """``record_id`` read inline (``map``) when it is plain text from one CSV column."""
         self._last_updated_get = None if last_updated is None else remembered_get(last_updated)
         """``last_updated.get``, remembering values by cell: update times recur (a batch, a day)."""
+        self._build_patient = generate_build(patient, forced=True)
         self._sections = tuple(
             (
                 s.name,
-                s.spec,
+                _section_build(s.spec),
                 s.present_if,
                 s.present_if.name if isinstance(s.present_if, Column) else None,
             )
             for s in sections
         )
-        """Per section: name, object spec, ``present_if`` and its CSV column (read inline) when it is one."""
+        """Per section: name, its ``build(data, ctx, True, source, patient, decision_id)``,
+        ``present_if`` and its CSV column (read inline) when it is one."""
 
     def __reduce__(self) -> tuple[Any, ...]:
         from fhir_dnacpr.mapping.load import spec_from_text
@@ -174,9 +179,21 @@ class MappingSpec:
                 self.record_id.location(ctx),
             )
         last_updated = self._last_updated_get(data, ctx) if self._last_updated_get is not None else None
-        patient = self.patient.fields(data, ctx, True)  # force: the patient is always built
-        built: dict[str, Any] = {}
-        for name, section_spec, present_if, column in self._sections:
+        person = self._build_patient(data, ctx, True)  # force: the patient is always built
+        source = None  # what a section is built with; a record without an id is rejected anyway
+        if record_id is not ABSENT and record_id is not INVALID:
+            origin = raw.origin
+            source = _make_source_ref(
+                self.source_system,
+                record_id if record_id.__class__ is str else str(record_id),
+                None if last_updated is ABSENT or last_updated is INVALID else last_updated,
+                origin.file,
+                _location(origin),
+            )
+        present = []
+        has_decision = False
+        for section in self._sections:
+            name, _, present_if, column = section
             if present_if is not None:
                 cell = data.get(column) if column is not None and data.__class__ is dict else None
                 if cell.__class__ is str:
@@ -184,8 +201,10 @@ class MappingSpec:
                         continue
                 elif not _present(present_if, data):
                     continue
-            built[name] = section_spec.fields(data, ctx, True)
-        if not built and not _has_errors(issues):
+            present.append(section)
+            has_decision = has_decision or name == "decision"
+        decision = plan = None
+        if not present and not _has_errors(issues):
             ctx.add(
                 Severity.ERROR,
                 "required",
@@ -193,34 +212,19 @@ class MappingSpec:
                 "the record holds neither a CPR decision nor a care plan (present_if fields are blank)",
                 None,
             )
-        if (issues and _has_errors(issues)) or record_id is INVALID or patient is INVALID:
+        # A plan is linked to the decision of its own record, unless the spec maps the link itself.
+        link = source.record_id if source is not None and has_decision else UNSET
+        for name, build, _, _ in present:
+            if name == "decision":
+                decision = build(data, ctx, True, source, person)
+            else:
+                plan = build(data, ctx, True, source, person, link)
+        if (issues and _has_errors(issues)) or record_id is INVALID or person is INVALID:
             return MapResult(None, _distinct(issues))
-        origin = raw.origin
-        source = _make_source_ref(
-            self.source_system,
-            record_id if record_id.__class__ is str else str(record_id),
-            None if last_updated is ABSENT or last_updated is INVALID else last_updated,
-            origin.file,
-            _location(origin),
-        )
-        person = _make_person(**patient)
-        decision = plan = None
         today = ctx.today
-        # ``fields`` answers a fresh dict per call, so the shared arguments are added to it in place.
-        if "decision" in built:
-            kwargs = built["decision"]
-            kwargs["source"] = source
-            kwargs["patient"] = person
-            decision = _make_decision(**kwargs)
-            if _decision_suspect(decision, today):
-                self._report_decision(decision, ctx)
-        if "plan" in built:
-            kwargs = built["plan"]
-            if decision is not None and "cpr_decision_record_id" not in kwargs:
-                kwargs["cpr_decision_record_id"] = source.record_id
-            kwargs["source"] = source
-            kwargs["patient"] = person
-            plan = _make_plan(**kwargs)
+        if decision is not None and _decision_suspect(decision, today):
+            self._report_decision(decision, ctx)
+        if plan is not None:
             created = plan.created
             if created is not None and (created if created.__class__ is date else _day(created)) > today:
                 self._report_plan(ctx)
@@ -376,6 +380,14 @@ _make_care_record = maker(model.CareRecord)
 _new = object.__new__
 _set_record = MapResult.__dict__["record"].__set__
 _set_issues = MapResult.__dict__["issues"].__set__
+
+
+def _section_build(spec: ObjectSpec) -> Callable[..., Any]:
+    """A section's builder: its source and patient given, and a plan's link to the decision filled
+    in when the spec leaves it empty."""
+    names = {f.name for f in dataclasses.fields(spec.cls)}
+    fallback = "cpr_decision_record_id" if "cpr_decision_record_id" in names else None
+    return generate_build(spec, ("source", "patient"), fallback, forced=True)
 
 
 def _present(accessor: Accessor, data: Any) -> bool:
