@@ -1,16 +1,27 @@
-"""convert's pass-one fast paths against their plain forms: the memoised serialiser and the
-batched spill give what ``serialise`` + ``RepeatFilter.note`` and one frame per record give."""
+"""convert's fast paths against their plain forms: the memoised serialiser and the batched spill
+give what ``serialise`` + ``RepeatFilter.note`` and one frame per record give; Consent and CarePlan,
+unique by construction, skip the repeat check and the output is what checking them gives."""
 
 from __future__ import annotations
 
+import csv
 import io
+import sys
+import tempfile
+from pathlib import Path
+from unittest import mock
 
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_pipeline_convert import EPACCS, _row, _template, nhs, run
 
+import fhir_dnacpr.pipeline.convert  # noqa: F401 (the module, for mock.patch.object)
 from fhir_dnacpr.fhir.seen import RepeatFilter
 from fhir_dnacpr.fhir.writers import serialise
 from fhir_dnacpr.pipeline.convert import _Serialiser, _Spill, _spilled
+
+convert_module = sys.modules["fhir_dnacpr.pipeline.convert"]
 
 SHARED = [
     {"resourceType": "Organization", "id": "gp", "name": "Surgery"},
@@ -69,3 +80,46 @@ def test_spill_gives_back_every_record_in_order(records) -> None:
     spill.flush()
     file.seek(0)
     assert list(_spilled(file)) == spilled
+
+
+# --- Consent and CarePlan skip the repeat check: the same output as checking them -----------------
+
+VERSIONS = st.lists(
+    st.tuples(
+        st.integers(0, 4),  # register id: repeats are replaced versions
+        st.integers(0, 3),  # person: repeats supersede
+        st.sampled_from(["01/01/2024 10:00", "02/01/2024 10:00", ""]),  # last updated, ties included
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+def _write_rows(path: Path, rows: list[tuple[int, int, str]]) -> None:
+    header, good = _template()
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=header, lineterminator="\r\n")
+    writer.writeheader()
+    for record, person, last_updated in rows:
+        row = _row(good, register_id=f"R-{record}", nhs_no=nhs(700 + person), last_updated=last_updated)
+        writer.writerow(row)
+    path.write_bytes(buffer.getvalue().encode("cp1252"))
+
+
+def _outputs(out: Path) -> dict[str, bytes]:
+    files = {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.name != "summary.json"}
+    summary = orjson.loads((out / "summary.json").read_bytes())
+    summary.pop("seconds")
+    return {**files, "summary": orjson.dumps(summary)}
+
+
+@settings(max_examples=25, deadline=None)
+@given(VERSIONS)
+def test_unique_types_write_what_the_checked_path_writes(rows) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "in.csv"
+        _write_rows(path, rows)
+        _, fast = run(Path(tmp), path, EPACCS / "mapping.yaml", fmt="ndjson", out="fast")
+        with mock.patch.object(convert_module, "UNIQUE_TYPES", frozenset()):
+            _, plain = run(Path(tmp), path, EPACCS / "mapping.yaml", fmt="ndjson", out="plain")
+        assert _outputs(fast) == _outputs(plain)

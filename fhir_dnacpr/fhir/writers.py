@@ -15,7 +15,9 @@ Identity rules (docs/fhir-mapping.md, "Output files"):
   is reported and the first one written is kept (it is already on disk). Because of the batching, a
   conflict with an earlier record may be reported by a later ``write`` call or, for the last batch,
   in ``closing_issues``. A caller that saw every ``Type/id`` beforehand (convert's pass one) passes a
-  ``RepeatFilter``; the resources it rules out as repeats skip that check (most of them do).
+  ``RepeatFilter``; the resources it rules out as repeats skip that check (most of them do). Types
+  the caller promises are written at most once (``unique_types``: convert's Consent and CarePlan)
+  skip it without asking the filter.
 * ``write_serialised`` takes resources already serialised (``serialise``): a pipeline that has the
   JSON bytes anyway (the convert spill) never parses and re-serialises them.
 * Entries are ``PUT Type/id`` with ``fullUrl`` = ``{base_url}/Type/id``: PUT needs a fullUrl, it must
@@ -331,10 +333,16 @@ class NdjsonWriter(Writer):
     patterns = ("[A-Z]*.ndjson",)
 
     def __init__(
-        self, *args: Any, batch_records: int = 1000, repeats: RepeatFilter | None = None, **kwargs: Any
+        self,
+        *args: Any,
+        batch_records: int = 1000,
+        repeats: RepeatFilter | None = None,
+        unique_types: frozenset[str] = frozenset(),
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self._may_repeat = repeats.may_repeat if repeats is not None else None
+        self._unique_types = unique_types
         self._files: dict[str, Any] = {}
         self._buffers: defaultdict[str, list[bytes]] = defaultdict(list)
         self._written = WrittenSet()
@@ -370,10 +378,10 @@ class NdjsonWriter(Writer):
         current: dict[str, int] = {}
         ask: dict[str, int] = {}
         settled = self._settled
-        may_repeat = self._may_repeat
+        may_repeat, unique_types = self._may_repeat, self._unique_types
         for _, items in pending:
-            for ref, _, data in items:
-                if ref not in first and (may_repeat is None or may_repeat(ref)):
+            for ref, rtype, data in items:
+                if rtype not in unique_types and ref not in first and (may_repeat is None or may_repeat(ref)):
                     first[ref] = digest = hash(data)  # bytes cache their hash: later calls are free
                     known = settled.get(ref)
                     if known is None:
@@ -474,6 +482,7 @@ def open_writer(
     base_url: str = PLACEHOLDER_BASE,
     overwrite: bool = False,
     repeats: RepeatFilter | None = None,
+    unique_types: frozenset[str] = frozenset(),
 ) -> Writer:
     """A writer for ``fmt`` (``bundle`` = JSON transaction Bundles, ``xml`` = the same as FHIR XML,
     ``ndjson`` = Bulk Data files) into ``out_dir``; use as a context manager or call ``close()``.
@@ -481,12 +490,18 @@ def open_writer(
     Refuses a folder that already holds output of the same kind unless ``overwrite`` is true.
     ``repeats`` (NDJSON only) is a caller's promise: every ``Type/id`` it will write was noted in it
     beforehand, so one the filter rules out is written without the on-disk "written before?" check.
+    ``unique_types`` (NDJSON only) is another promise: each ``Type/id`` of these types comes at most
+    once in the whole run, so they skip the check (and need not be noted in ``repeats``).
     """
     try:
         factory = _WRITERS[fmt]
     except KeyError:
         raise ValueError(f"unknown output format {fmt!r}; choose one of {', '.join(FORMATS)}") from None
-    extra: dict[str, Any] = {"base_url": base_url} if fmt in ("bundle", "xml") else {"repeats": repeats}
+    extra: dict[str, Any] = (
+        {"base_url": base_url}
+        if fmt in ("bundle", "xml")
+        else {"repeats": repeats, "unique_types": unique_types}
+    )
     return factory(
         Path(out_dir), chunk_size, ids, source_file, source_sha256, run_time, overwrite=overwrite, **extra
     )

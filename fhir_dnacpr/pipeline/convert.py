@@ -44,6 +44,11 @@ Validate = Callable[[dict[str, Any]], list[Issue]]
 
 DECISION, PLAN = "decision", "plan"
 ITEM_RESOURCE = {DECISION: "Consent", PLAN: "CarePlan"}
+UNIQUE_TYPES = frozenset(ITEM_RESOURCE.values())
+"""Types whose ``Type/id`` pass two writes at most once per run, by construction: their id is a keyed
+hash of (source system, source record id), exactly the ledger's record key, and of the items sharing
+a record key every one but the latest gets ``REPLACED_VERSION`` and is dropped. So they are neither
+noted in the ``RepeatFilter`` nor checked by the NDJSON writer."""
 
 
 @dataclass
@@ -276,18 +281,20 @@ class _Serialiser:
     party's object (the types ``SharedParties`` hands out) whose ``Type/id`` the filter may have met
     before is remembered, by identity: every other resource is built afresh per record, so keeping it
     would only hold memory (at 10^6 rows, thousands of repeated people's Patients). The table keeps
-    the object alive (so its id cannot be reused) and is cleared when full.
+    the object alive (so its id cannot be reused) and is cleared when full. Resources of
+    ``unique_types`` are not noted at all: the writer is told not to check them.
     """
 
-    __slots__ = ("_memo", "_note_one")
+    __slots__ = ("_memo", "_note_one", "_unique_types")
     MAX_ENTRIES = 4096
 
-    def __init__(self, repeats: RepeatFilter) -> None:
+    def __init__(self, repeats: RepeatFilter, unique_types: frozenset[str] = frozenset()) -> None:
         self._memo: dict[int, tuple[dict[str, Any], Serialised]] = {}
         self._note_one = repeats.note_one
+        self._unique_types = unique_types
 
     def __call__(self, resources: list[dict[str, Any]]) -> list[Serialised]:
-        memo, note_one, dumps = self._memo, self._note_one, orjson.dumps
+        memo, note_one, dumps, unique_types = self._memo, self._note_one, orjson.dumps, self._unique_types
         items: list[Serialised] = []
         for resource in resources:
             known = memo.get(id(resource))
@@ -298,6 +305,8 @@ class _Serialiser:
             ref = f"{resource_type}/{resource['id']}"
             item = (ref, resource_type, dumps(resource))
             items.append(item)
+            if resource_type in unique_types:
+                continue
             if note_one(ref) and resource_type in _PARTY_TYPES:
                 if len(memo) >= self.MAX_ENTRIES:
                     memo.clear()
@@ -395,7 +404,7 @@ class _Run:
         # only those that may occur more than once (fixed memory). Bundles do not need it; the
         # serialiser uses it for every format to recognise shared resources.
         self.repeats = RepeatFilter()
-        self.serialise = _Serialiser(self.repeats)
+        self.serialise = _Serialiser(self.repeats, UNIQUE_TYPES)
         self.today = self.spec.today or date.today()  # one "today" for the whole run
 
     def reject(self, raw: RawRecord, stage: str, issues: list[Issue]) -> None:
@@ -457,6 +466,7 @@ class _Run:
             run_time=options.run_time,
             overwrite=options.overwrite,
             repeats=self.repeats if options.fmt == "ndjson" else None,
+            unique_types=UNIQUE_TYPES,
         )
         # Counted in locals (this loop runs once per record) and added to the summary at the end.
         converted = warnings = 0
@@ -465,7 +475,7 @@ class _Run:
         next_seq, record_verdicts = next(verdicts, no_verdict)
         try:
             with (
-                spill_path.open("rb", buffering=1 << 20) as spill,
+                spill_path.open("rb", buffering=0) as spill,
                 (options.out_dir / "replaced.ndjson").open("wb") as replaced,
             ):
                 for seq, origin, items in _spilled(spill):
@@ -511,7 +521,7 @@ def convert(options: ConvertOptions) -> RunSummary:
         ledger = Ledger(Path(tmp) / "ledger.sqlite")
         spill_path = Path(tmp) / "spill.ndjson"
         try:
-            with spill_path.open("wb", buffering=1 << 20) as spill_file:
+            with spill_path.open("wb", buffering=0) as spill_file:
                 spill = _Spill(spill_file)
                 try:
                     run.first_pass(ledger, spill)

@@ -114,7 +114,7 @@ class Ledger:
         self._flagged_keys = BloomFilter(24)
         """Record and patient keys of every flagged row: an item with neither key here is no candidate."""
         self._spool_path = path.with_name(path.name + ".items")
-        self._spool: BinaryIO | None = self._spool_path.open("wb", buffering=1 << 20)
+        self._spool: BinaryIO | None = self._spool_path.open("wb", buffering=0)
 
     def add_item(
         self, seq: int, kind: str, record_key: bytes, patient_key: bytes, order_key: int, active: bool
@@ -150,7 +150,7 @@ class Ledger:
         self._spool.close()
         self._spool = None
         flagged = self._flagged_keys
-        with self._spool_path.open("rb", buffering=1 << 20) as spool, self._db:
+        with self._spool_path.open("rb", buffering=0) as spool, self._db:
             for items in read_frames(spool):
                 rows = [item for item in items if item[6] or item[2] in flagged or item[3] in flagged]
                 self._db.executemany("INSERT INTO item VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
