@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fhir_dnacpr.assurance.similarity import folded, normalised_words
-from fhir_dnacpr.assurance.spill import EVIDENCE_FIELDS, PARTITIONS, SpillStore, partition_of
+from fhir_dnacpr.assurance.spill import EVIDENCE_FIELDS, KEY_COLUMNS, PARTITIONS, SpillStore, partition_of
 
 
 class _Code(str):
@@ -19,27 +19,27 @@ class _Code(str):
 
 def _evidence(i: int) -> tuple:
     values = [f"{name}-{i}" for name in EVIDENCE_FIELDS]
-    values[2] = None  # file
+    values[EVIDENCE_FIELDS.index("file")] = None
     values[EVIDENCE_FIELDS.index("rationale")] = "Frailty; Ms Ünal’s wishes — 92 yo" if i % 2 else None
-    values[EVIDENCE_FIELDS.index("dayn")] = 700_000 + i  # the engine stores numbers too
-    values[0] = _Code("urn:example:system") if i == 3 else values[0]
+    values[EVIDENCE_FIELDS.index("status")] = i % 3  # the engine stores numbers too
+    values[EVIDENCE_FIELDS.index("location")] = _Code("line 3") if i == 3 else values[2]
     return tuple(values)
 
 
 def test_evidence_comes_back_by_seq_across_flushes(tmp_path) -> None:
     with SpillStore(tmp_path) as store:
         for seq in range(1, 45_001):  # more than one buffered batch
-            store.add_record((seq, seq % 7, 700_000 + seq, 0, 0, 0, 0, seq), _evidence(seq))
+            store.add_record((seq % 7, 700_000 + seq, seq, 0, 0, 0, 0, seq), _evidence(seq))
         wanted = [44_999, 3, 1, 20_000, 20_001, 45_000]
         rows = store.records(wanted)
         assert set(rows) == set(wanted)
         for seq in wanted:
             row = rows[seq]
             assert tuple(row[name] for name in EVIDENCE_FIELDS) == _evidence(seq)
-            assert (row["seq"], row["pkey"]) == (seq, seq % 7)
-        assert type(rows[3]["system"]) is str
+            assert (row["seq"], row["pkey"], row["dayn"]) == (seq, seq % 7, 700_000 + seq)
+        assert type(rows[3]["location"]) is str
         # more records after a read still land where they should
-        store.add_record((45_001, 1, 1, 0, 0, 0, 0, 1), _evidence(45_001))
+        store.add_record((1, 1, 45_001, 0, 0, 0, 0, 1), _evidence(45_001))
         assert store.records([45_001])[45_001]["record_id"] == "record_id-45001"
         assert store.records([2])[2]["record_id"] == "record_id-2"
 
@@ -50,40 +50,37 @@ def test_evidence_comes_back_by_seq_across_flushes(tmp_path) -> None:
     st.lists(st.integers(0, 1200), max_size=40),
     st.integers(0, 200),
 )
-def test_evidence_look_ups_read_one_record(gaps, wanted, read_after) -> None:
-    """Each record is found through its chunk's header, written or still buffered, whatever the
-    seqs (with gaps), and a seq never stored is left out; a look-up in the middle of the stream
-    changes nothing that follows."""
+def test_evidence_look_ups_find_each_record(gaps, wanted, read_after) -> None:
+    """Each record is found through its chunk, written or still pending, whatever the seqs (with
+    gaps), and a seq never stored is left out; a look-up in the middle of the stream changes nothing
+    that follows."""
     seqs = list(accumulate(gaps))
     stored: dict[int, tuple] = {}
     with SpillStore() as store:
         for n, seq in enumerate(seqs):
+            keys = (-seq, 700_000 + seq, seq, 0, 0, seq % 3, seq % 5, seq)
             evidence = (
-                seq % 3,
                 f"R{seq}",
                 None if seq % 4 else "file.csv",
                 "x" * (seq % 50),
                 None,
-                seq % 5,
                 0,
-                700_000 + seq,
                 seq % 3,
                 "Frail, 92 yo" if seq % 2 else None,
                 None,
                 None,
                 seq % 7 or None,
             )
-            store.add_record((seq, -seq, 700_000 + seq, 0, 0, 0, 0, seq), evidence)
-            stored[seq] = evidence
+            store.add_record(keys, evidence)
+            stored[seq] = (keys, evidence)
             if n == read_after:
-                assert store.evidence(wanted) == {
-                    s: (-s, stored[s]) for s in sorted(set(wanted)) if s in stored
-                }
+                assert store.evidence(wanted) == {s: stored[s] for s in sorted(set(wanted)) if s in stored}
         found = store.evidence(wanted)
         assert list(found) == sorted(s for s in set(wanted) if s in stored)
-        assert found == {s: (-s, stored[s]) for s in found}
+        assert found == {s: stored[s] for s in found}
         rows = store.records(wanted)
-        assert all(tuple(rows[s][f] for f in EVIDENCE_FIELDS) == stored[s] for s in rows)
+        assert all(tuple(rows[s][f] for f in EVIDENCE_FIELDS) == stored[s][1] for s in rows)
+        assert all(tuple(rows[s][f] for f in KEY_COLUMNS) == stored[s][0] for s in rows)
 
 
 def test_candidates_grouped_filtered_and_in_date_order(tmp_path) -> None:
@@ -95,7 +92,7 @@ def test_candidates_grouped_filtered_and_in_date_order(tmp_path) -> None:
             person, day = rng.randrange(500), rng.randrange(30)
             text = folded(rng.choice(["Frail, 92.", "Lives in a care home", None]))
             rows.append((seq, org, pc, person, day, text))
-            store.add_record((seq, person, day, 0, None, 0, 0, seq), _evidence(seq), org, pc, text)
+            store.add_record((person, day, seq, 0, None, 0, 0, seq), _evidence(seq), org, pc, text)
         out = list(store.candidates_sorted(min_people=3))
     by_org = [r for r in out if r[1] == 0]
     by_pc = [r for r in out if r[1] == 1]
@@ -115,8 +112,8 @@ def test_people_with_more_than_one_record_in_person_then_date_order(tmp_path) ->
     with SpillStore(tmp_path) as store:
         keys = [(1, 5, 3), (2, 9, 1), (3, 5, 1), (4, 7, 2), (5, 9, 0)]  # seq, person, day
         for seq, person, day in keys:
-            store.add_record((seq, person, day, 1, 0, 0, 0, seq), _evidence(seq))
-        store.add_record((6, 7, 5, 1, None, 0, 0, 6), _evidence(6))  # a cluster-only row: no status
+            store.add_record((person, day, seq, 1, 0, 0, 0, seq), _evidence(seq))
+        store.add_record((7, 5, 6, 1, None, 0, 0, 6), _evidence(6))  # a cluster-only row: no status
         got = [(row[0], row[1], row[2]) for row in store.people_sorted()]
     assert got == [(5, 1, 3), (5, 3, 1), (9, 0, 5), (9, 1, 2)]
 
@@ -174,7 +171,7 @@ def test_partitioned_scans_equal_one_global_sort(tmp_path_factory, rows, min_peo
     numbered = list(enumerate(rows, start=1))
     with SpillStore(tmp_path_factory.mktemp("spill")) as store:
         for seq, (org, pc, person, day, status, text) in numbered:
-            store.add_record((seq, person, day, 1, status, 0, 0, seq), _evidence(seq), org, pc, text)
+            store.add_record((person, day, seq, 1, status, 0, 0, seq), _evidence(seq), org, pc, text)
             if batch and seq % 7 == 0:
                 store.flush()  # rows both written out and still buffered
         candidates = list(store.candidates_sorted(min_people))
@@ -197,9 +194,9 @@ def test_partitions_split_the_key_range_in_order() -> None:
 
 def test_records_must_come_in_increasing_seq_order(tmp_path) -> None:
     with SpillStore(tmp_path) as store:
-        store.add_record((5, 1, 1, 0, 0, 0, 0, 5), _evidence(5))
+        store.add_record((1, 1, 5, 0, 0, 0, 0, 5), _evidence(5))
         with pytest.raises(ValueError, match="increasing seq"):
-            store.add_record((5, 1, 1, 0, 0, 0, 0, 5), _evidence(5))
+            store.add_record((1, 1, 5, 0, 0, 0, 0, 5), _evidence(5))
         assert store.records([4, 5, 6]).keys() == {5}  # unknown seqs are left out
 
 

@@ -87,7 +87,7 @@ def test_sweep_through_the_spill_finds_what_comparing_all_pairs_finds(tmp_path_f
     with SpillStore(tmp_path_factory.mktemp("spill")) as store:
         for seq, (key, stype, day, person, text) in enumerate(rows, start=1):
             org, postcode = (key, None) if stype == 0 else (None, key)
-            store.add_record((seq, person, day, 0, None, 0, 0, seq), evidence, org, postcode, folded(text))
+            store.add_record((person, day, seq, 0, None, 0, 0, seq), evidence, org, postcode, folded(text))
         found = list(find_clusters(store.candidates_sorted(cfg.min_cluster_size), cfg, SweepStats()))
     assert {(c.stype, c.seqs) for c in found} == _naive(rows, cfg)
     assert len(found) == len({(c.stype, c.seqs) for c in found})  # each cluster once

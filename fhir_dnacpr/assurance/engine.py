@@ -70,6 +70,9 @@ _HAS_CAPACITY = Capacity.HAS_CAPACITY
 _LACKS_CAPACITY = Capacity.LACKS_CAPACITY
 _STATUS_TEXT = {s: s.value for s in RecordStatus}
 _TERM_CACHE_SIZE = 4096
+_DAYS_KEPT = 1 << 16  # distinct decision days remembered (see ``AuditRun._day_facts``): 180 years
+_NO_FIRST_DAY = date.max.toordinal() + 1  # before any decision, as day numbers
+_NO_LAST_DAY = 0
 _DECISION_TEXT = {v: v.value for v in CprDecisionValue}
 # A stored record's evidence holds small integers where it can (marshal packs an int faster than a
 # str): the status and decision as indexes into these tuples of their texts.
@@ -233,14 +236,14 @@ class AuditRun:
         self._include_no_rationale = config.cluster.include_missing_rationale
         self._scan_terms = self._on_terms or self._on_conflated
         self._cells: dict[tuple[str, str], Any] = {}
-        self._quarters: dict[tuple[int, int], str] = {}
         self._makers: dict[str, int] = {}  # one entry per decision maker (its label's index): small
         self._maker_labels: list[str] = []
         # templated rationales repeat (that is the blanket pattern): scan each text once
         self._term_cache: dict[str, list] = {}
         self._org_names = self.result.metrics.org_names
-        self._first: date | None = None
-        self._last: date | None = None
+        self._days: dict[date, tuple[str, int, str]] = {}  # see ``_day_facts``
+        self._first = _NO_FIRST_DAY  # the first and last decision days' numbers
+        self._last = _NO_LAST_DAY
 
     # -- per record -------------------------------------------------------------------------------
 
@@ -272,13 +275,13 @@ class AuditRun:
         when = d.decision_date
         day = (when.date() if isinstance(when, datetime) else when) if when else None
         if day is not None:
-            quarter = self._quarters.get((day.year, day.month)) or self._quarter(day)
-            if self._first is None or day < self._first:
-                self._first = day
-            if self._last is None or day > self._last:
-                self._last = day
+            quarter, dayn, day_iso = self._days.get(day) or self._day_facts(day)
+            if dayn < self._first:
+                self._first = dayn
+            if dayn > self._last:
+                self._last = dayn
         else:
-            quarter = "(no date)"
+            quarter, dayn, day_iso = "(no date)", None, None
         custodian = d.custodian
         if custodian is None:
             org = NO_ORGANISATION
@@ -396,7 +399,6 @@ class AuditRun:
             return
         source = d.source
         if found:
-            day_iso = day.isoformat() if day is not None else None
             label = self.pseudo.label_of_key(pkey) if pkey is not None else "(no valid NHS number)"
             show = self._show
             person = patient_display(d.patient, label, True) if show else label
@@ -427,31 +429,32 @@ class AuditRun:
         if not (maker_key or want_person):
             return
         postcode = _postcode_key(d.patient.postcode) if maker_key else None
-        dayn = day.toordinal()  # type: ignore[union-attr]  # stored records all have a date
-        sys_id = self._systems.setdefault(source.system, len(self._systems))
-        org_id = self._orgs.setdefault(org, len(self._orgs))
+        system = source.system
+        sys_id = self._systems.get(system)
+        if sys_id is None:
+            sys_id = self._systems[system] = len(self._systems)
+        org_id = self._orgs.get(org)
+        if org_id is None:
+            org_id = self._orgs[org] = len(self._orgs)
         # the pseudonym is not stored: it is a function of pkey, made again if the record is shown;
         # nor are the day's text and quarter, functions of its number (see ``_stored_rows``)
         self.store.add_record(
             (
-                seq,
                 pkey,
                 dayn,
+                seq,
                 VALUE_NOT_FOR_CPR if not_for_cpr else VALUE_FOR_CPR,
                 _STATUS_CODE[status] if want_person else None,
                 sys_id,
                 org_id,
-                hash((source.system, source.record_id)),
+                hash((system, source.record_id)),
             ),
             (
-                sys_id,
                 source.record_id,
                 source.file,
                 source.location,
                 patient_display(d.patient, "", True) if self._show else None,
-                org_id,
                 _DECISION_INDEX[d.decision],
-                dayn,
                 _STATUS_INDEX[status],
                 rationale if maker_key else None,
                 _names(d.patient) if maker_key else None,
@@ -475,12 +478,12 @@ class AuditRun:
     def _stored_rows(self, seqs: list[int]) -> dict[int, dict[str, Any]]:
         """The stored records ``seqs``, by seq, with their evidence as texts again: system, record_id,
         file, location, patient, org, decision, day, status, quarter, rationale, names, setting, maker
-        and pkey (see ``spill.EVIDENCE_FIELDS`` for what is stored as a number)."""
+        and pkey (see ``spill.KEY_COLUMNS`` and ``EVIDENCE_FIELDS`` for what is stored as a number)."""
         systems, orgs = list(self._systems), list(self._orgs)  # in id order: ids are insertion counts
         out = {}
-        for seq, (pkey, values) in self.store.evidence(seqs).items():
-            system, record_id, file, location, patient, org, decision, dayn, status = values[:9]
-            rationale, names, setting, maker = values[9:]
+        for seq, (keys, values) in self.store.evidence(seqs).items():
+            pkey, dayn, _, _, _, system, org, _ = keys
+            record_id, file, location, patient, decision, status, rationale, names, setting, maker = values
             day = date.fromordinal(dayn)
             out[seq] = {
                 "system": systems[system],
@@ -502,11 +505,15 @@ class AuditRun:
         return out
 
     def _quarter(self, day: date) -> str:
-        key = (day.year, day.month)
-        quarter = self._quarters.get(key)
-        if quarter is None:
-            quarter = self._quarters[key] = quarter_of(day)
-        return quarter
+        return (self._days.get(day) or self._day_facts(day))[0]
+
+    def _day_facts(self, day: date) -> tuple[str, int, str]:
+        """A day's quarter, number and ISO text, worked out once a day: records come in their
+        thousands a day, and each needs all three."""
+        if len(self._days) >= _DAYS_KEPT:
+            self._days.clear()
+        facts = self._days[day] = (quarter_of(day), day.toordinal(), day.isoformat())
+        return facts
 
     def _term_findings(self, hits: list, found: list[tuple[str, str, tuple[str, ...], bool]]) -> None:
         protected = [h for h in hits if h.rule == "rationale-protected-characteristic"]
@@ -606,7 +613,9 @@ class AuditRun:
 
     def finish(self) -> AuditResult:
         result = self.result
-        result.first_decision, result.last_decision = self._first, self._last
+        if self._last != _NO_LAST_DAY:
+            result.first_decision = date.fromordinal(self._first)
+            result.last_decision = date.fromordinal(self._last)
         if self._on_clusters:
             raw = distinct_clusters(
                 find_clusters(

@@ -10,11 +10,13 @@ memory stays bounded while the work stays linear in the number of records (no gl
 external merge). As the partitions split the key range in order, reading them in turn yields the rows
 in key order, exactly as one big ``ORDER BY`` would.
 
-A row is the small integers the sweeps sort and compare on (keyed hash of the person, day number,
-blocking key …) and, for a cluster candidate, its folded rationale. A record's evidence (record refs,
-dates, labels) is packed with ``marshal``, a few dozen records to a chunk, into a second file: it is
-read back only for the few records a cross-record finding shows, found by its ``seq`` (which must
-increase from one record to the next) through a small in-memory table of where each chunk starts.
+A record is two tuples: its keys, the small integers the sweeps sort and compare on (keyed hash of
+the person, day number, ``seq`` …), which are its row for the conflict rules as they stand, and its
+evidence (record refs, labels, texts). Both go, with those of the records around it, into one
+``marshal`` chunk per few dozen records in a second file: the evidence is read back only for the few
+records a cross-record finding shows, found by its ``seq`` (which must increase from one record to the
+next) through a small in-memory table of where each chunk starts. A cluster candidate's rows (its
+blocking keys and its folded rationale) are made from the keys.
 
 Postcode keys are mostly one person's home: groups with too few people are dropped before the sweep
 (their texts are kept apart from their keys, so most are never read back), as are people with a
@@ -30,61 +32,85 @@ import marshal
 import os
 import tempfile
 from array import array
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterator
 from functools import partial
-from itertools import accumulate, chain
+from itertools import chain
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
-#: The evidence of a record, in the order ``add_record`` takes it: packed in chunks in a flat file,
-#: because it is read back only for the few records a cross-record finding shows.
-#: The engine stores numbers where it can (the system's, organisation's and decision maker's index in
-#: its tables, the status and decision by index, the day's ordinal): marshal packs them faster than text.
+#: The evidence of a record beyond its keys, in the order ``add_record`` takes it: packed with them in
+#: chunks in a flat file, because it is read back only for the few records a cross-record finding shows.
+#: The engine stores numbers where it can (the decision maker's index in its table, the status and
+#: decision by index): marshal packs them faster than text.
 EVIDENCE_FIELDS = (
-    "system",
     "record_id",
     "file",
     "location",
     "patient",
-    "org",
     "decision",
-    "dayn",
     "status",
     "rationale",
     "names",
     "setting",
     "maker",
 )
-#: The small integers of a record the sweeps sort and compare on, as ``add_record`` takes them.
-KEY_COLUMNS = ("seq", "pkey", "dayn", "value", "scode", "sys_id", "org_id", "rid")
+#: The small integers of a record the sweeps sort and compare on, as ``add_record`` takes them: in the
+#: order of a person row (see ``people_sorted``), so that the keys are that row as they come.
+KEY_COLUMNS = ("pkey", "dayn", "seq", "value", "scode", "sys_id", "org_id", "rid")
 #: Partitions per kind of key (organisation, postcode, person). With 10^6 records a partition holds
 #: a few thousand rows: the most the end-of-stream sweep holds in memory at once.
 PARTITION_BITS = 8
 PARTITIONS = 1 << PARTITION_BITS
 _KEY_OFFSET = 1 << 63  # signed 64-bit key -> 0 .. 2^64 - 1, so its top bits order the partitions
 _SHIFT = 64 - PARTITION_BITS
-_BATCH = 20_000  # rows buffered (all partitions together) before they are written out
-#: Records per evidence chunk: what one look-up reads. A big run shows tens of thousands of conflicts,
-#: each looked up on its own (in person order, so at random in the file): a chunk is small, and its
-#: records are packed one by one so only the one wanted is unpacked.
+#: Records per evidence chunk: what one look-up reads and unpacks. A chunk is packed by one ``marshal``
+#: call (a call per record cost more than packing the records); a look-up unpacks its whole chunk, and
+#: the last chunk read is kept, since look-ups for one finding are near one another.
 _EVIDENCE_CHUNK = 32
-#: marshal format 2: rows are unique ints and texts, so the back-references of later formats (a
-#: hash table entry for every object written) cost time and save nothing.
+#: Evidence chunks between two writes of the buffered rows: about 8,000 records, 20,000 rows.
+_CHUNKS_PER_FLUSH = 256
+#: marshal format 2 for rows: they are unique ints and bytes, so the back-references of later formats
+#: (a hash table entry for every object written) cost time and save nothing.
 _FORMAT = 2
+#: format 4 for evidence: it copies ASCII text as it is (format 2 makes a UTF-8 copy of every str),
+#: and texts shared by many records (a file name) are written once a chunk.
+_EVIDENCE_FORMAT = 4
+_WRITE_BUFFER = 1 << 20  # few system calls for many small appends
 _KEY = itemgetter(0)
+_SEQ = itemgetter(2)  # of a record's keys
 _BY_DAY = itemgetter(2)  # rows are (key, kind or day, ...): see ``_sorted_groups``
 _PERSON_DAY = itemgetter(1)
 ORG = 0
 POSTCODE = 1
-_Header = tuple[list[int], list[int | None], list[int]]  # an evidence chunk's seqs, pkeys, record ends
+_Chunk = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]  # an evidence chunk's keys and evidence
 
 
 def partition_of(key: int) -> int:
     """The partition of a signed 64-bit key: its top ``PARTITION_BITS`` bits, after offsetting."""
     return (key + _KEY_OFFSET) >> _SHIFT
+
+
+class _AppendOnly:
+    """A file written only at its end, that keeps count of its size: ``tell`` or ``seek`` on a buffered
+    file writes its buffer out (a system call every time), and reads (``os.pread``) do not move it."""
+
+    def __init__(self, path: Path) -> None:
+        self.file = path.open("w+b", buffering=_WRITE_BUFFER)
+        self.size = 0
+
+    def append(self, blob: bytes) -> int:
+        """Write ``blob`` at the end; where it starts."""
+        at = self.size
+        self.file.write(blob)
+        self.size = at + len(blob)
+        return at
+
+    def read(self, size: int, at: int) -> bytes:
+        self.file.flush()  # nothing pending after the first read: one cheap call
+        return os.pread(self.file.fileno(), size, at)
 
 
 class _Partitions:
@@ -96,8 +122,8 @@ class _Partitions:
     (bounded by the caller's flushes) and, per flush, where it starts and each blob's size (4 bytes a
     partition), so that finding the chunks does not grow with the chunks written."""
 
-    def __init__(self, file: BinaryIO, side: bool = False) -> None:
-        self._file = file
+    def __init__(self, out: _AppendOnly, side: bool = False) -> None:
+        self._out = out
         self.buffers: list[list[tuple[Any, ...]]] = [[] for _ in range(PARTITIONS)]
         self.side_buffers: list[list[Any]] | None = [[] for _ in range(PARTITIONS)] if side else None
         self._width = 2 if side else 1  # blob sizes per partition per flush: rows (, side values)
@@ -105,32 +131,32 @@ class _Partitions:
         self._sizes = array("I")  # flush by flush, partition by partition
 
     def write(self) -> None:
-        """Write the buffered rows (the file is positioned at its end)."""
+        """Write the buffered rows out."""
         if not any(self.buffers):
             return
-        file = self._file
+        out = self._out
         sides = self.side_buffers
         width = self._width
         sizes = array("I", bytes(4 * PARTITIONS * width))
-        self._flush_at.append(file.tell())
+        self._flush_at.append(out.size)
         for part, rows in enumerate(self.buffers):
             if rows:
                 blob = marshal.dumps(rows, _FORMAT)
                 sizes[part * width] = len(blob)
-                file.write(blob)
+                out.append(blob)
                 rows.clear()
                 if sides is not None:
                     side = marshal.dumps(sides[part], _FORMAT)
                     sizes[part * width + 1] = len(side)
-                    file.write(side)
+                    out.append(side)
                     sides[part].clear()
         self._sizes.extend(sizes)
 
     def scan(self) -> Iterator[tuple[list[tuple[Any, ...]], Callable[[], list[Any]]]]:
         """Each partition in turn (in key order): its rows, in the order they were added, and a
         function that reads their side values, in the same order."""
-        self._file.flush()  # then each blob is one ``pread``: no seek, no read-ahead into a buffer
-        fd = self._file.fileno()
+        self._out.file.flush()  # then each blob is one ``pread``: no seek, no read-ahead into a buffer
+        fd = self._out.file.fileno()
         width = self._width
         stride = PARTITIONS * width
         sizes = self._sizes
@@ -154,11 +180,9 @@ class _Partitions:
 
     def _read_side(self, part: int, chunks: list[tuple[int, int]]) -> list[Any]:
         assert self.side_buffers is not None
-        self._file.flush()
-        fd = self._file.fileno()
         values: list[Any] = []
         for at, size in chunks:
-            values += marshal.loads(os.pread(fd, size, at))
+            values += marshal.loads(self._out.read(size, at))
         values += self.side_buffers[part]
         return values
 
@@ -171,24 +195,22 @@ class SpillStore:
         self._dir = tempfile.TemporaryDirectory(prefix="dnacpr-audit-", dir=directory)
         folder = Path(self._dir.name)
         self.path = folder
-        self._rows_file = (folder / "rows.bin").open("w+b")
-        self._org = _Partitions(self._rows_file)
-        self._postcode = _Partitions(self._rows_file, side=True)
-        self._person = _Partitions(self._rows_file)
+        self._rows = _AppendOnly(folder / "rows.bin")
+        self._org = _Partitions(self._rows)
+        self._postcode = _Partitions(self._rows, side=True)
+        self._person = _Partitions(self._rows)
         self._org_buffers = self._org.buffers
         self._postcode_buffers = self._postcode.buffers
         self._postcode_texts = self._postcode.side_buffers
         self._person_buffers = self._person.buffers
-        self._buffered = 0
-        self._evidence_file = (folder / "evidence.bin").open("w+b")
+        self._chunks_unflushed = 0  # evidence chunks written since the rows were
+        self._evidence_out = _AppendOnly(folder / "evidence.bin")
         self._chunk_first_seq = array("q")  # the first seq of each evidence chunk written
-        self._chunk_at = array("q")  # where each chunk starts
-        self._chunk_header = array("I")  # the size of each chunk's header (its records follow it)
-        self._seqs: list[int] = []  # of the evidence not yet written, with their pkeys
-        self._pkeys: list[int | None] = []
+        self._chunk_at = array("q")  # where each chunk starts (it ends where the next one starts)
+        self._keys: list[tuple[Any, ...]] = []  # of the records not yet written, with their evidence
         self._evidence: list[tuple[Any, ...]] = []
         self._last_seq: int | None = None
-        self._cached_header: tuple[int, _Header] | None = None
+        self._cached_chunk: tuple[int, _Chunk] | None = None
 
     def add_record(
         self,
@@ -198,63 +220,48 @@ class SpillStore:
         postcode_bkey: int | None = None,
         text: bytes | None = None,
     ) -> None:
-        """One record: its ``KEY_COLUMNS`` (``seq`` first, greater than the last record's) and
+        """One record: its ``KEY_COLUMNS`` (its ``seq`` greater than the last record's) and
         ``EVIDENCE_FIELDS``, with its blocking keys (by organisation, by postcode) and its rationale
-        ``text``, folded for the sweep (``similarity.folded``), if it is a cluster candidate. It is a
-        row for the conflict rules if it has a person key and a status (``scode``)."""
-        seq, pkey, dayn, value, scode, sys_id, org_id, rid = keys
+        ``text``, folded for the sweep (``similarity.folded``), if it is a cluster candidate. Its keys
+        are a row for the conflict rules if it has a person key and a status (``scode``)."""
+        pkey, dayn, seq, _, scode, _, _, _ = keys
         last = self._last_seq
         if last is not None and seq <= last:
             raise ValueError(f"seq {seq} after {last}: records must come in increasing seq order")
         self._last_seq = seq
-        self._seqs.append(seq)
-        self._pkeys.append(pkey)
+        self._keys.append(keys)
         self._evidence.append(evidence)
-        if len(self._seqs) >= _EVIDENCE_CHUNK:
+        if len(self._keys) >= _EVIDENCE_CHUNK:
             self._write_evidence()
-        added = 0
         if org_bkey is not None:
             self._org_buffers[(org_bkey + _KEY_OFFSET) >> _SHIFT].append(
                 (org_bkey, ORG, dayn, seq, pkey, text)
             )
-            added = 1
         if postcode_bkey is not None:
             part = (postcode_bkey + _KEY_OFFSET) >> _SHIFT
             self._postcode_buffers[part].append((postcode_bkey, POSTCODE, dayn, seq, pkey))
             self._postcode_texts[part].append(text)  # type: ignore[index]
-            added += 1
         if scode is not None and pkey is not None:
-            self._person_buffers[(pkey + _KEY_OFFSET) >> _SHIFT].append(
-                (pkey, dayn, seq, value, scode, sys_id, org_id, rid)
-            )
-            added += 1
-        if added:
-            self._buffered += added
-            if self._buffered >= _BATCH:
-                self.flush()
+            self._person_buffers[(pkey + _KEY_OFFSET) >> _SHIFT].append(keys)
 
     def _write_evidence(self) -> None:
-        if not self._seqs:
+        """Write the pending records' keys and evidence out as one chunk; every ``_CHUNKS_PER_FLUSH``
+        chunks, the buffered rows too (a record makes at most three rows, so they stay bounded)."""
+        if not self._keys:
             return
-        # each record packed on its own after a small header (seqs, pkeys, where each record ends),
-        # so a look-up reads the header and then only the one record it wants
-        packed = _pack_each(self._evidence)
-        header = marshal.dumps((self._seqs, self._pkeys, list(accumulate(map(len, packed)))), _FORMAT)
-        f = self._evidence_file
-        f.seek(0, 2)
-        self._chunk_first_seq.append(self._seqs[0])
-        self._chunk_at.append(f.tell())
-        self._chunk_header.append(len(header))
-        f.write(header + b"".join(packed))
-        self._seqs, self._pkeys, self._evidence = [], [], []
+        self._chunk_first_seq.append(self._keys[0][2])
+        self._chunk_at.append(self._evidence_out.append(_pack_chunk(self._keys, self._evidence)))
+        self._keys, self._evidence = [], []
+        self._chunks_unflushed += 1
+        if self._chunks_unflushed >= _CHUNKS_PER_FLUSH:
+            self.flush()
 
     def flush(self) -> None:
         """Write the buffered rows out (they are read back all the same: this only frees memory)."""
-        self._rows_file.seek(0, 2)
         self._org.write()
         self._postcode.write()
         self._person.write()
-        self._buffered = 0
+        self._chunks_unflushed = 0
 
     def candidates_sorted(self, min_people: int) -> Iterator[tuple[int, int, int, int, int, bytes | None]]:
         """(bkey, stype, dayn, seq, pkey, folded rationale): the organisation rows (stype 0), then the
@@ -290,53 +297,46 @@ class SpillStore:
             yield from _sorted_groups(rows, _PERSON_DAY)
 
     def records(self, seqs: list[int]) -> dict[int, dict[str, Any]]:
-        """The stored evidence and context of the given records (``EVIDENCE_FIELDS``, ``seq`` and
-        ``pkey``), by ``seq``; a seq never stored is left out."""
+        """The stored keys and evidence of the given records (``KEY_COLUMNS`` and ``EVIDENCE_FIELDS``),
+        by ``seq``; a seq never stored is left out."""
         out: dict[int, dict[str, Any]] = {}
-        for seq, (pkey, values) in self.evidence(seqs).items():
-            row = dict(zip(EVIDENCE_FIELDS, values, strict=True))
-            row["seq"], row["pkey"] = seq, pkey
+        for seq, (keys, values) in self.evidence(seqs).items():
+            row = dict(zip(KEY_COLUMNS, keys, strict=True))
+            row.update(zip(EVIDENCE_FIELDS, values, strict=True))
             out[seq] = row
         return out
 
-    def evidence(self, seqs: list[int]) -> dict[int, tuple[int | None, tuple[Any, ...]]]:
-        """``records`` as (pkey, the evidence tuple ``add_record`` took), in increasing seq order."""
-        out: dict[int, tuple[int | None, tuple[Any, ...]]] = {}
-        buffered = self._seqs
+    def evidence(self, seqs: list[int]) -> dict[int, tuple[tuple[Any, ...], tuple[Any, ...]]]:
+        """``records`` as (the keys, the evidence) ``add_record`` took, in increasing seq order."""
+        out: dict[int, tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
         for seq in sorted(set(seqs)):
-            if buffered and seq >= buffered[0]:  # not written yet
-                i = bisect_right(buffered, seq) - 1
-                if buffered[i] == seq:
-                    out[seq] = (self._pkeys[i], self._evidence[i])
-                continue
-            n = bisect_right(self._chunk_first_seq, seq) - 1
-            if n < 0:
-                continue
-            chunk_seqs, pkeys, ends = self._header_of(n)
-            i = bisect_right(chunk_seqs, seq) - 1
-            if i < 0 or chunk_seqs[i] != seq:
-                continue
-            start = ends[i - 1] if i else 0
-            at = self._chunk_at[n] + self._chunk_header[n] + start
-            out[seq] = (pkeys[i], marshal.loads(os.pread(self._evidence_file.fileno(), ends[i] - start, at)))
+            if self._keys and seq >= self._keys[0][2]:  # not written yet
+                keys, evidence = self._keys, self._evidence
+            else:
+                n = bisect_right(self._chunk_first_seq, seq) - 1
+                if n < 0:
+                    continue
+                keys, evidence = self._chunk(n)
+            i = bisect_left(keys, seq, key=_SEQ)
+            if i < len(keys) and keys[i][2] == seq:
+                out[seq] = (keys[i], evidence[i])
         return out
 
-    def _header_of(self, n: int) -> _Header:
-        """Evidence chunk ``n``'s header (one read; the last one is kept)."""
-        cached = self._cached_header
+    def _chunk(self, n: int) -> _Chunk:
+        """Evidence chunk ``n``, unpacked (one read; the last one is kept)."""
+        cached = self._cached_chunk
         if cached is not None and cached[0] == n:
             return cached[1]
-        self._evidence_file.flush()  # nothing pending after the first look-up: one cheap call
-        header = marshal.loads(
-            os.pread(self._evidence_file.fileno(), self._chunk_header[n], self._chunk_at[n])
-        )
-        self._cached_header = (n, header)
-        return header
+        at = self._chunk_at[n]
+        end = self._chunk_at[n + 1] if n + 1 < len(self._chunk_at) else self._evidence_out.size
+        chunk = marshal.loads(self._evidence_out.read(end - at, at))
+        self._cached_chunk = (n, chunk)
+        return chunk
 
     def close(self) -> None:
         try:
-            self._rows_file.close()
-            self._evidence_file.close()
+            self._rows.file.close()
+            self._evidence_out.file.close()
         finally:
             self._dir.cleanup()
 
@@ -365,21 +365,12 @@ def _sorted_groups(
         yield group
 
 
-def _pack_each(evidence: list[tuple[Any, ...]]) -> list[bytes]:
-    """Each record's evidence packed on its own (``_pack``), with a single call per record while all
-    of them are plain values (nearly always)."""
-    dumps = marshal.dumps
+def _pack_chunk(keys: list[tuple[Any, ...]], evidence: list[tuple[Any, ...]]) -> bytes:
     try:
-        return [dumps(ev, _FORMAT) for ev in evidence]
-    except ValueError:
-        return [_pack(ev) for ev in evidence]
-
-
-def _pack(evidence: tuple[Any, ...]) -> bytes:
-    try:
-        return marshal.dumps(evidence, _FORMAT)
+        return marshal.dumps((keys, evidence), _EVIDENCE_FORMAT)
     except ValueError:  # a str subclass from some source: store it as the plain text it is
-        return marshal.dumps(tuple(str.__str__(v) if isinstance(v, str) else v for v in evidence), _FORMAT)
+        plain = [tuple(str.__str__(v) if isinstance(v, str) else v for v in ev) for ev in evidence]
+        return marshal.dumps((keys, plain), _EVIDENCE_FORMAT)
 
 
 def _busy_keys(rows: list[tuple[Any, ...]], min_people: int) -> set[int]:
