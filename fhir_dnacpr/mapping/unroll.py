@@ -204,6 +204,17 @@ class _Writer:
                 *keep(ind + "        "),
             ]
 
+        def recalled(ind: str, work_out: str) -> list[str]:
+            """After a memo look-up into ``v`` (None: not known): work the value out with the call
+            ``work_out`` (which remembers it) and take it, or take the known value."""
+            return [
+                f"{ind}if v is None:",
+                f"{ind}    v = {work_out}",
+                *tail(ind + "    "),
+                f"{ind}elif v is not ABSENT:",
+                *keep(ind + "    "),
+            ]
+
         def read_cell() -> list[str]:
             """``cell = data[column]``; a missing column reports itself and makes the object INVALID.
             The caller writes the ``else:`` branch for a cell that was read."""
@@ -263,11 +274,7 @@ class _Writer:
                 *lines,
                 f"{ind2}if cell.__class__ is str:",
                 f"{ind3}v = {i}memo.get({'(cell, ctx.today)' if by_day else 'cell'})",
-                f"{ind3}if v is None:",
-                f"{ind4}v = {i}slow(cell, ctx)",
-                *tail(ind4),
-                f"{ind3}elif v is not ABSENT:",
-                *keep(ind4),
+                *recalled(ind3, f"{i}slow(cell, ctx)"),
                 f"{ind2}else:",
                 f"{ind3}v = {i}one(cell, ctx)",
                 *tail(ind3),
@@ -292,11 +299,7 @@ class _Writer:
                 f"{indent}        v = {i}memo.get((ctx.today, {cells}))",
                 f"{indent}    except KeyError:",
                 f"{indent}        pass",
-                f"{indent}if v is None:",
-                f"{indent}    v = {i}get(data, ctx)",
-                *tail(indent + "    "),
-                f"{indent}elif v is not ABSENT:",
-                *keep(indent + "    "),
+                *recalled(indent, f"{i}get(data, ctx)"),
             ]
         memo_column = _memo_cell(node)
         if memo_column is not None:
@@ -307,11 +310,7 @@ class _Writer:
                 f"{indent}cell = data.get({memo_column!r}) if data.__class__ is dict else None",
                 f"{indent}if cell.__class__ is str:",
                 f"{indent}    v = {i}memo.get({'(cell, ctx.today)' if by_day else 'cell'})",
-                f"{indent}    if v is None:",
-                f"{indent}        v = {i}slow(data, cell, ctx)",
-                *tail(ind2),
-                f"{indent}    elif v is not ABSENT:",
-                *keep(ind2),
+                *recalled(indent + "    ", f"{i}slow(data, cell, ctx)"),
                 f"{indent}else:",
                 f"{indent}    v = {i}get(data, ctx)",
                 *tail(indent + "    "),
