@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fhir_dnacpr.assurance.synthetic import CONDITIONS, COURSE, REASONS
-from fhir_dnacpr.assurance.terms import TermMatcher, TermsError, default_matcher
+from fhir_dnacpr.assurance.terms import DEFAULT_TERMS_FILE, TermMatcher, TermsError, default_matcher
 
 
 def categories(text: str) -> set[str]:
@@ -244,20 +247,178 @@ def test_anchor_phrases_are_searched_in_spaced_words_as_in_joined_words(
 ) -> None:
     # the prefilter looks for anchor phrases in the text's words before joining them with single
     # spaces: it must agree with looking in the joined words
-    from fhir_dnacpr.assurance.terms import _TOKEN_TABLE, _phrases_pattern
+    from fhir_dnacpr.assurance.terms import _phrases_pattern, _spaced, _words
 
-    raw = "".join(w + sep for w, sep in text)
-    spaced = raw.encode("ascii", "ignore").lower().translate(_TOKEN_TABLE)
-    joined = b" ".join(spaced.split())
-    wanted = [" ".join(p).encode() for p in phrases]
+    spaced = _spaced("".join(w + sep for w, sep in text))
+    joined = b" " + b" ".join(spaced.split()) + b" "
+    wanted = [b" ".join(_words(" ".join(p))) for p in phrases]
     assert (_phrases_pattern(wanted).search(spaced) is not None) == any(w in joined for w in wanted)
 
 
-def test_the_token_table_lowers_as_it_splits() -> None:
-    # find() skips bytes.lower(): the table must give, for every byte, what lower() then the old
-    # letters-and-apostrophes table gave (translate works byte by byte, so all 256 bytes prove it)
+def test_the_token_table_keeps_ascii_letters_lowered_and_spaces_the_rest() -> None:
+    # find() skips bytes.lower(): the table lower-cases as it splits (translate works byte by byte,
+    # so all 256 bytes prove it)
     from fhir_dnacpr.assurance.terms import _TOKEN_TABLE
 
-    letters_kept = bytes(c if (65 <= c <= 90 or 97 <= c <= 122 or c == 39) else 32 for c in range(256))
     every_byte = bytes(range(256))
-    assert every_byte.translate(_TOKEN_TABLE) == every_byte.lower().translate(letters_kept)
+    letters = bytes(range(ord("a"), ord("z") + 1))
+    expected = bytes(b if b in letters else 32 for b in every_byte.lower())
+    assert every_byte.translate(_TOKEN_TABLE) == expected
+
+
+def test_the_ascii_lookalikes_are_every_character_a_pattern_takes_for_an_ascii_letter() -> None:
+    # any other non-ASCII character separates words in the anchor index; one that a case-insensitive
+    # expression matches as an ASCII letter must be read as that letter, or a word would be missed
+    from fhir_dnacpr.assurance.terms import _ASCII_LOOKALIKES
+
+    everything = "".join(chr(c) for c in range(0x80, 0x110000) if not 0xD800 <= c < 0xE000)
+    found = {}
+    for letter in "abcdefghijklmnopqrstuvwxyz":
+        for m in re.finditer(letter, everything, re.IGNORECASE):
+            found[ord(m.group(0))] = letter
+    assert found == _ASCII_LOOKALIKES
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("learning\u00a0disability", {"learning-disability"}),  # a no-break space between the words
+        ("Frail\u2014elderly", {"age", "frailty"}),  # an em dash
+        ("frail\u2013elderly lady", {"age", "frailty"}),  # an en dash
+        ("described as 'elderly'", {"age"}),  # in quotes
+        ("'frail'", {"frailty"}),
+        ("‘learning disability’", {"learning-disability"}),
+        ("is diſabled", {"disability"}),  # a long s, which a case-insensitive pattern takes for "s"
+        ("lives in a care home’s annexe", {"care-setting"}),
+    ],
+)
+def test_words_joined_by_non_ascii_or_quotes_are_still_words(text: str, expected: set[str]) -> None:
+    # the anchor index once dropped non-ASCII characters and kept apostrophes in words, so these
+    # texts, which the expressions match, ran none of them
+    assert categories(text) == expected
+
+
+#: Pieces of text for the oracle below: terms and their variants, look-alikes, negations, numbers.
+_TERMS = [
+    *_PIECES,
+    "learning disability",
+    "Learning-Disabilities",
+    "Down's syndrome",
+    "downs syn",
+    "DOWN’S SYNDROME",
+    "trisomy 21",
+    "autistic spectrum disorder",
+    "over 80",
+    "above the age of 70",
+    "aged over 85",
+    "92 years old",
+    "80-yr-old",
+    "90 y/o",
+    "because of her age",
+    "due to the patient's age",
+    "age UK",
+    "gestational age",
+    "CFS score of 7",
+    "clinical frailty scale",
+    "wheelchair-bound",
+    "bed bound",
+    "not suitable for intensive care",
+    "not appropriate for NIV",
+    "do not ventilate",
+    "no transfusions",
+    "palliative care only",
+    "withhold antibiotics",
+    "all residents",
+    "as per policy",
+    "does not mean",
+    "irrespective of",
+    "not solely due to",
+    "Age",
+    "s",
+    "o",
+    "y",
+    "resident",
+    "diſabled",  # long s: a case-insensitive expression takes it for "s"
+    "bl\u0130nd",  # dotted capital I, taken for "i"
+    "\u212aeen on ICU",  # Kelvin sign, taken for "k"
+]
+_SEPARATORS = [
+    " ",
+    "  ",
+    ", ",
+    ". ",
+    "; ",
+    "\n",
+    "-",
+    " - ",
+    "/",
+    "'",
+    "’",
+    "'s ",
+    "’s ",
+    " (",
+    ") ",
+    "\u00a0",
+    "\u2014",
+    "\u2013",
+    " 92 ",
+    "7",
+    "é",
+    "ſ",
+    "\u212a",
+    "\u0130",
+    " \U0001f600 ",
+    "\t",
+]
+
+
+def _cased(piece: str, how: int) -> str:
+    return (piece, piece.upper(), piece.lower(), piece.title())[how]
+
+
+def _agree(text: str) -> None:
+    matcher = default_matcher()
+    found = [(h.category, h.rule, h.matched, h.start, h.end) for h in matcher.find(text)]
+    assert found == _every_scanner(matcher, text), text
+
+
+@pytest.mark.parametrize("term", _TERMS)
+def test_find_agrees_with_every_expression_on_each_term_between_each_separator(term: str) -> None:
+    for sep in _SEPARATORS:
+        for how in range(4):
+            _agree(f"{sep}{_cased(term, how)}{sep}{term}s{sep}")
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(_TERMS + [*CONDITIONS, *COURSE, *REASONS][::4]),
+            st.integers(0, 3),
+            st.sampled_from(_SEPARATORS),
+        ),
+        max_size=10,
+    )
+)
+def test_find_agrees_with_every_expression_on_mixed_text(pieces: list[tuple[str, int, str]]) -> None:
+    # the anchor index, the sentence and decision memories and the start finder only decide where
+    # expressions run: whatever the case, punctuation, quotes, numbers or non-ASCII characters, find()
+    # must give what running every expression everywhere gives
+    _agree("".join(_cased(piece, how) + sep for piece, how, sep in pieces))
+
+
+def test_remembered_sentences_and_decisions_give_what_a_fresh_matcher_gives() -> None:
+    # the same sentences in other texts, and the same anchor words in other sentences
+    texts = [
+        "Frail. Lives in a care home. Not for ICU.",
+        "Lives in a care home. Frail.",
+        "Not for ICU. Lives alone.",
+        "Lives alone. Not for ICU. LD.",
+        "Not for ICU. ld.",
+        "No further treatment. Over 80.",
+        "Over 80. No further treatment planned. Over the past months.",
+    ]
+    shared = default_matcher()
+    data = yaml.safe_load(DEFAULT_TERMS_FILE.read_text(encoding="utf-8"))
+    for text in texts * 2:
+        assert shared.find(text) == TermMatcher.from_dict(data).find(text), text

@@ -1,8 +1,9 @@
 """Find flagged terms (age, disability, treatment ceilings …) in free-text rationale.
 
 The term list is data (``data/rationale_terms.yaml``) so clinical reviewers can change it without
-touching code. All terms compile into one regular expression per case mode, with a named group per
-category, so a rationale is scanned once whatever the number of terms.
+touching code. A category's phrases compile into one regular expression per case mode; an index of
+the words every match contains ("anchors") decides which expressions a text needs at all, so most
+rationales run none.
 """
 
 from __future__ import annotations
@@ -20,17 +21,29 @@ from fhir_dnacpr.assurance.match_starts import StartFinder, start_finder
 
 DEFAULT_TERMS_FILE = Path(__file__).resolve().parent / "data" / "rationale_terms.yaml"
 _SENTENCE_END = re.compile(r"[.;!?\n]")
-#: Words as the anchor index sees them: ASCII letters (lower-cased) and apostrophes; everything else
-#: (digits, punctuation, non-ASCII) separates words ("92yo" → "yo", "Down’s" → "downs"). bytes.translate
-#: with a 256-byte table is the cheapest tokeniser Python has, and this runs on every rationale; the table
+#: Words as the anchor index sees them: runs of ASCII letters, lower-cased; every other byte (digits,
+#: punctuation, apostrophes) separates words ("92yo" → "yo", "Down's" → "down s"). bytes.translate with
+#: a 256-byte table is the cheapest tokeniser Python has, and this runs on every rationale; the table
 #: lower-cases too, so the bytes need no ``lower()`` pass of their own.
-_TOKEN_TABLE = bytes(
-    c + 32 if 65 <= c <= 90 else c if (97 <= c <= 122 or c == 39) else 32 for c in range(256)
-)
+_TOKEN_TABLE = bytes(c + 32 if 65 <= c <= 90 else c if 97 <= c <= 122 else 32 for c in range(256))
+#: The non-ASCII characters a case-insensitive pattern takes for ASCII letters (Python's ``re`` folds
+#: "ſ" to "s", the Kelvin sign to "k", dotted and dotless I to "i"); every other non-ASCII character is
+#: a word separator here ("?" from ``encode(errors="replace")``): a no-break space or a dash between
+#: words separates them as a space does, and a term's letters are never non-ASCII.
+_ASCII_LOOKALIKES = {0x017F: "s", 0x212A: "k", 0x0130: "i", 0x0131: "i"}
+_HAS_LOOKALIKE = re.compile("[" + "".join(map(chr, _ASCII_LOOKALIKES)) + "]")
+
+
+def _spaced(text: str) -> bytes:
+    """The text's words (see ``_TOKEN_TABLE``) separated by runs of spaces, one byte per character of
+    the text, so positions in it are positions in the text."""
+    if not text.isascii() and _HAS_LOOKALIKE.search(text) is not None:
+        text = text.translate(_ASCII_LOOKALIKES)
+    return text.encode("ascii", "replace").translate(_TOKEN_TABLE)
 
 
 def _words(text: str) -> list[bytes]:
-    return text.encode("ascii", "ignore").translate(_TOKEN_TABLE).split()
+    return _spaced(text).split()
 
 
 #: Punctuation that folding turns into spaces (apostrophes, slashes and comparison signs are kept).
@@ -108,21 +121,26 @@ class TermMatcher:
     categories: tuple[_Category, ...]
     _negation: re.Pattern[str] | None
     negation_window: int
-    _index: dict[bytes, list[tuple[bytes | None, str | None, int]]] = field(default_factory=dict)
+    _gate_words: frozenset[bytes] = frozenset()
     _triggers: frozenset[bytes] = frozenset()
     _always: frozenset[int] = frozenset()
     _scanners: tuple[tuple[_Category, _Scanner], ...] = ()
     _plan: dict[bytes, tuple[_Trigger, ...]] = field(default_factory=dict)
+    _decisions: dict[frozenset[bytes], _Decision] = field(default_factory=dict, compare=False, repr=False)
+    _sentence_words: dict[str, tuple[bytes, ...] | None] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def __post_init__(self) -> None:
-        """Index every anchor by its first word (exact, as a token of the text).
+        """Index every anchor by its first word (exact, as a word of the text).
 
-        A one-word anchor also answers to its plural and possessive ("Down" → "Downs", "Down's"). A
-        longer anchor is confirmed as a whole in the folded text; a case-sensitive one ("LD") in the
-        original text.
+        An anchor's words are whole words of any match, the last one perhaps with a plural or
+        possessive "s" ("Down" → "Downs", "Down's"). A longer anchor also needs one of its other words
+        among the text's words before it is looked for as a whole (a set lookup rules most texts out
+        without a search); a case-sensitive one ("LD") is confirmed in the original text.
         """
         scanners = tuple((cat, sc) for cat in self.categories for sc in cat.scanners)
-        index: dict[bytes, list[tuple[bytes | None, str | None, int]]] = {}
+        index: dict[bytes, list[_Anchor]] = {}
         always = set()
         for i, (_, sc) in enumerate(scanners):
             if sc.anchors is None:
@@ -133,18 +151,14 @@ class TermMatcher:
                 if not words:  # e.g. ">": no word to index it by
                     always.add(i)
                     continue
-                first = words[0]
-                keys = {first}
-                if len(words) == 1:
-                    keys |= {first + b"s", first + b"'s"}
-                verify = b" ".join(words) if len(words) > 1 else None
-                case_anchor = anchor if sc.case_sensitive_anchors else None
-                for key in keys:
-                    index.setdefault(key, []).append((verify, case_anchor, i))
+                entry = _anchor_of(words, anchor if sc.case_sensitive_anchors else None, i)
+                for key in _with_plural(words[0]) if len(words) == 1 else (words[0],):
+                    index.setdefault(key, []).append(entry)
+        gate_words = {w for entries in index.values() for entry in entries for w in entry.others}
         object.__setattr__(self, "_scanners", scanners)
-        object.__setattr__(self, "_index", index)
         object.__setattr__(self, "_plan", {key: _plan_of(entries) for key, entries in index.items()})
         object.__setattr__(self, "_triggers", frozenset(index))
+        object.__setattr__(self, "_gate_words", frozenset(index) | gate_words)
         object.__setattr__(self, "_always", frozenset(always))
 
     @classmethod
@@ -211,34 +225,21 @@ class TermMatcher:
         """All hits in ``text``, in order, after exclusions ("disabled parking") and negation."""
         if not text:
             return []
-        spaced = text.encode("ascii", "ignore").translate(_TOKEN_TABLE)  # see _words
-        tokens = spaced.split()
-        hit = self._triggers.intersection(tokens)
-        always = self._always
-        if not hit and not always:
+        decision = self._decisions.get(words := self._anchor_words(text))
+        if decision is None:
+            decision = self._decide(words)
+        if decision is _NO_SCANNER:
             return []
+        always, phrases, cased = decision
         run = set(always)
-        folded: bytes | None = None
-        plan = self._plan
-        for key in hit:
-            for i, unconditional, verify, case_pairs in plan[key]:
-                if i in run:
-                    continue
-                if unconditional:
+        if phrases:
+            spaced = _spaced(text)
+            for i, pattern in phrases:
+                if i not in run and pattern.search(spaced) is not None:
                     run.add(i)
-                    continue
-                if verify is not None and verify.search(spaced) is not None:
-                    run.add(i)
-                    continue
-                for phrase, case_anchor in case_pairs:
-                    if phrase is not None:
-                        if folded is None:
-                            folded = b" ".join(tokens)
-                        if phrase not in folded:
-                            continue
-                    if case_anchor in text:
-                        run.add(i)
-                        break
+        for i, case_anchor in cased:
+            if i not in run and case_anchor in text:
+                run.add(i)
         if not run:
             return []
         hits: list[TermHit] = []
@@ -264,6 +265,60 @@ class TermMatcher:
             kept.append(hit)
         return kept
 
+    def _anchor_words(self, text: str) -> frozenset[bytes]:
+        """The anchor words among the text's words, from those of its sentences when each is known.
+
+        Rationales are mostly new texts made of sentences seen before ("CPR would not be successful"),
+        and a dictionary look-up of a sentence costs a fraction of splitting it into words and looking
+        each of them up; the text's words are its sentences' words, as "." only separates words. A
+        sentence's words are learnt when it comes a second time; a text with a sentence not seen before
+        is read as a whole. Text that never repeats then costs a look-up per text more, not a reading
+        per sentence.
+        """
+        known = self._sentence_words
+        if len(known) >= _SENTENCES_KEPT:
+            known.clear()
+        gate = self._gate_words
+        found = []
+        for sentence in text.split("."):
+            words = known.get(sentence)
+            if words is None:
+                if sentence not in known:
+                    known[sentence] = None  # seen once
+                    return gate.intersection(_words(text))
+                # a tuple, not a set: the garbage collector leaves tuples of bytes alone
+                words = known[sentence] = tuple(gate.intersection(_words(sentence)))
+            if words:
+                found.append(words)
+        return frozenset().union(*found)
+
+    def _decide(self, words: frozenset[bytes]) -> _Decision:
+        """What the text's anchor words (``words``) say about each scanner, remembered for the next text
+        with the same words: the few combinations of common words ("not", "for", "over" …) recur."""
+        run = set(self._always)
+        phrases: dict[int, list[re.Pattern[bytes]]] = {}
+        cased: dict[int, list[str]] = {}
+        for key in self._triggers.intersection(words):
+            for i, unconditional, others, verify, case_pairs in self._plan[key]:
+                if unconditional:
+                    run.add(i)
+                if verify is not None and not words.isdisjoint(others):
+                    phrases.setdefault(i, []).append(verify)
+                for needed, case_anchor in case_pairs:
+                    if not needed or not words.isdisjoint(needed):
+                        cased.setdefault(i, []).append(case_anchor)
+        decision = _Decision(
+            frozenset(run),
+            tuple((i, p) for i, ps in phrases.items() if i not in run for p in ps),
+            tuple((i, c) for i, cs in cased.items() if i not in run for c in cs),
+        )
+        if decision == _NO_SCANNER:
+            decision = _NO_SCANNER  # find() recognises it by identity
+        if len(self._decisions) >= _DECISIONS_KEPT:
+            self._decisions.clear()
+        self._decisions[words] = decision
+        return decision
+
     @staticmethod
     def _excluded(pattern: re.Pattern[str], text: str, start: int, end: int) -> bool:
         lo, hi = max(0, start - 30), min(len(text), end + 30)
@@ -278,10 +333,56 @@ class TermMatcher:
         return self._negation.search(before, cut) is not None
 
 
+#: How many combinations of anchor words ``TermMatcher._decide`` remembers (then it starts afresh).
+_DECISIONS_KEPT = 4096
+#: How many sentences ``TermMatcher._anchor_words`` remembers the anchor words of (then it starts afresh).
+_SENTENCES_KEPT = 16384
+
+
+class _Decision(NamedTuple):
+    """Which scanners run on a text with given anchor words: ``run`` whatever the text; each of
+    ``phrases`` if its pattern is in the text's spaced words; each of ``cased`` if its case-sensitive
+    anchor is in the text."""
+
+    run: frozenset[int]
+    phrases: tuple[tuple[int, re.Pattern[bytes]], ...]
+    cased: tuple[tuple[int, str], ...]
+
+
+_NO_SCANNER = _Decision(frozenset(), (), ())
+
+
+class _Anchor(NamedTuple):
+    """One anchor of scanner ``scanner``: the phrase its words make (None for one word), one of the words
+    after the first (with its plural if it is the last) that must be among the text's words, and the
+    anchor itself if it is case-sensitive."""
+
+    scanner: int
+    phrase: bytes | None
+    others: frozenset[bytes]
+    case_anchor: str | None
+
+
+def _with_plural(word: bytes) -> tuple[bytes, bytes]:
+    """A last word as the text may have it: "down" also answers to "downs" (and "down's", whose
+    apostrophe splits it into "down" and "s")."""
+    return word, word + b"s"
+
+
+def _anchor_of(words: list[bytes], case_anchor: str | None, scanner: int) -> _Anchor:
+    if len(words) == 1:
+        return _Anchor(scanner, None, frozenset(), case_anchor)
+    # the longest word after the first is likely the rarest: the one that rules most texts out
+    at = max(range(1, len(words)), key=lambda k: len(words[k]))
+    others = _with_plural(words[at]) if at == len(words) - 1 else (words[at],)
+    return _Anchor(scanner, b" ".join(words), frozenset(others), case_anchor)
+
+
 class _Trigger(NamedTuple):
-    """What a trigger word asks of one scanner: run it outright, or if the folded text contains one of
-    the anchor phrases starting with the word, or if a case-sensitive anchor (with its phrase, if any)
-    is in the text.
+    """What a trigger word asks of one scanner: run it outright; or if one of ``others`` is among the
+    text's words and the text has one of the anchor phrases that start with the trigger (``verify``);
+    or if a case-sensitive anchor is in the text (and one of its ``needed`` words, if any, among the
+    text's words).
 
     The phrases are one regex, searched in the text's words before they are joined with single spaces
     (``verify`` allows a run of spaces between words, so it matches there exactly where the phrase is
@@ -289,24 +390,26 @@ class _Trigger(NamedTuple):
 
     scanner: int
     unconditional: bool
+    others: frozenset[bytes]
     verify: re.Pattern[bytes] | None
-    case_pairs: tuple[tuple[bytes | None, str], ...]
+    case_pairs: tuple[tuple[frozenset[bytes], str], ...]
 
 
-def _plan_of(entries: list[tuple[bytes | None, str | None, int]]) -> tuple[_Trigger, ...]:
-    """Group a trigger word's index entries by scanner: the scanner runs if any entry holds."""
-    by_scanner: dict[int, list[tuple[bytes | None, str | None]]] = {}
-    for verify, case_anchor, i in entries:
-        by_scanner.setdefault(i, []).append((verify, case_anchor))
+def _plan_of(entries: list[_Anchor]) -> tuple[_Trigger, ...]:
+    """Group a trigger word's anchors by scanner: the scanner runs if any anchor holds."""
+    by_scanner: dict[int, list[_Anchor]] = {}
+    for entry in entries:
+        by_scanner.setdefault(entry.scanner, []).append(entry)
     plan = []
-    for i, conditions in by_scanner.items():
-        phrases = [v for v, c in conditions if v is not None and c is None]
+    for i, anchors in by_scanner.items():
+        phrases = [a for a in anchors if a.phrase is not None and a.case_anchor is None]
         plan.append(
             _Trigger(
                 i,
-                any(v is None and c is None for v, c in conditions),
-                _phrases_pattern(phrases) if phrases else None,
-                tuple((v, c) for v, c in conditions if c is not None),
+                any(a.phrase is None and a.case_anchor is None for a in anchors),
+                frozenset().union(*(a.others for a in phrases)),
+                _phrases_pattern([a.phrase for a in phrases]) if phrases else None,  # type: ignore[misc]
+                tuple((a.others, a.case_anchor) for a in anchors if a.case_anchor is not None),
             )
         )
     return tuple(plan)
