@@ -81,3 +81,25 @@ def test_mask_record_id() -> None:
     assert mask_record_id("9990000018", False) == "[NHS-number-like id]"
     assert mask_record_id("9990000018", True) == "9990000018"
     assert mask_record_id("DNACPR-000123", False) == "DNACPR-000123"
+
+
+_NUMBERISH = st.text(alphabet="0123456789 -١x\ud800", max_size=13)
+
+
+@given(st.one_of(_NUMBERISH, st.builds(lambda n: f"999{n:07d}", st.integers(0, 9_999_999))))
+def test_person_key_is_the_key_of_the_valid_normalised_number(value: str) -> None:
+    # the one-call fast path against the plain steps: normalise if not ten long, check, hash
+    pseudo = Pseudonymiser(b"secret")
+    number = patient_nhs_number(Person(value))
+    plain = value if len(value) == 10 else value.replace(" ", "").replace("-", "").strip()
+    assert number == (plain if is_valid_nhs_number(plain) else None)
+    assert pseudo.person_key(value) == (None if number is None else pseudo.key_of(number))
+
+
+def test_person_key_of_a_missing_or_odd_number_is_none() -> None:
+    pseudo = Pseudonymiser(b"secret")
+    assert pseudo.person_key(None) is None and pseudo.person_key("") is None
+    assert pseudo.person_key("\ud800" * 10) is None and not valid_nhs_number("\ud800" * 10)
+    assert pseudo.person_key("99900_0018") is None  # int(..., 12) would read the underscore: not here
+    assert pseudo.person_key("99900a0018") is None  # nor a base-12 digit
+    assert pseudo.person_key("999 000 0018") == pseudo.key_of("9990000018")

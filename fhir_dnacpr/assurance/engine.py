@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 from fhir_dnacpr.assurance.clusters import (
@@ -36,7 +37,6 @@ from fhir_dnacpr.assurance.privacy import (
     mask_record_id,
     mask_text,
     patient_display,
-    patient_nhs_number,
 )
 from fhir_dnacpr.assurance.similarity import folded, normalise
 from fhir_dnacpr.assurance.spill import SpillStore
@@ -73,6 +73,7 @@ _TERM_CACHE_SIZE = 4096
 _DAYS_KEPT = 1 << 16  # distinct decision days remembered (see ``AuditRun._day_facts``): 180 years
 _NO_FIRST_DAY = date.max.toordinal() + 1  # before any decision, as day numbers
 _NO_LAST_DAY = 0
+_UNDATED = ("(no date)", None, None)  # a decision without a date: its quarter, day number, ISO text
 _DECISION_TEXT = {v: v.value for v in CprDecisionValue}
 # A stored record's evidence holds small integers where it can (marshal packs an int faster than a
 # str): the status and decision as indexes into these tuples of their texts.
@@ -83,7 +84,7 @@ _DECISION_INDEX = {v: i for i, v in enumerate(CprDecisionValue)}
 # Named tuples made from a tuple of all their fields, in C: the classes' own ``__new__`` is a Python
 # function (a frame per call), and a finding and its evidence are made for most records.
 _new_tuple = tuple.__new__
-_BODY_TEXT = {b: b.value for b in RegistrationBody}
+_BODY_KEY = {b: b.value + ":" for b in RegistrationBody}  # a decision maker's key starts so
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,9 +159,10 @@ def _maker_key(maker: Professional | None) -> str | None:
     """Who made the decision, as a stable key: registration number, else name (+ organisation)."""
     if maker is None:
         return None
-    if maker.registration_number:
-        body = _BODY_TEXT[maker.registration_body] if maker.registration_body else ""
-        return body + ":" + maker.registration_number.strip().upper()
+    number = maker.registration_number
+    if number:
+        body = maker.registration_body
+        return (_BODY_KEY[body] if body else ":") + number.strip().upper()
     name = normalise(maker.display_name)
     return f"name:{name}" if name else None
 
@@ -187,9 +189,30 @@ def _postcode_label(key: str, show: bool) -> str:
     return f"postcode {outward} {inward}" if show else f"postcode sector {outward} {inward[0]}**"
 
 
+# The per-record rules' findings as ``found`` entries (rule, detail, terms, show the rationale):
+# those whose detail is always the same are made once here.
 _NO_CONSULTATION = (
-    "Person recorded as lacking capacity; no LPA, IMCA, relative or carer is recorded as consulted."
+    "lacks-capacity-no-consultation",
+    "Person recorded as lacking capacity; no LPA, IMCA, relative or carer is recorded as consulted.",
+    (),
+    False,
 )
+_NOT_DISCUSSED = {  # by whether the record says the discussion was not held (else it says nothing)
+    True: (
+        "not-discussed-no-reason",
+        "Discussion with the person recorded as not discussed, and no reason for not discussing it is given.",
+        (),
+        False,
+    ),
+    False: (
+        "not-discussed-no-reason",
+        "Discussion with the person not recorded, and no reason for not discussing it is given.",
+        (),
+        False,
+    ),
+}
+_NO_REVIEW_DATE = ("no-review-date", "No review date, and not marked indefinite.", (), False)
+_OVERDUE_KEPT = 4096  # review dates whose overdue finding is remembered (see ``_overdue``)
 
 
 def _origin(file: str | None, location: str | None) -> str | None:
@@ -239,11 +262,13 @@ class AuditRun:
         self._makers: dict[str, int] = {}  # one entry per decision maker (its label's index): small
         self._maker_labels: list[str] = []
         # templated rationales repeat (that is the blanket pattern): scan each text once
-        self._term_cache: dict[str, list] = {}
+        self._find_terms = lru_cache(maxsize=_TERM_CACHE_SIZE)(self.terms.find)
+        self._person_key = self.pseudo.person_key
         self._org_names = self.result.metrics.org_names
         self._days: dict[date, tuple[str, int, str]] = {}  # see ``_day_facts``
         self._first = _NO_FIRST_DAY  # the first and last decision days' numbers
         self._last = _NO_LAST_DAY
+        self._overdue_found: dict[date, tuple[str, str, tuple[str, ...], bool]] = {}  # see ``_overdue``
 
     # -- per record -------------------------------------------------------------------------------
 
@@ -252,10 +277,12 @@ class AuditRun:
         ``result.unreadable`` (by source ref and error type, never its content); the run goes on."""
         self.result.records += 1
         try:
-            if record.decision is not None:
-                self._add_decision(record.decision)
-            if record.plan is not None:
-                self._add_plan(record.plan)
+            decision = record.decision
+            if decision is not None:
+                self._add_decision(decision)
+            plan = record.plan
+            if plan is not None:
+                self._add_plan(plan)
         except Exception as exc:  # one bad record must not end the audit
             item = record.decision or record.plan
             ref = f"{item.source.system}|{item.source.record_id}" if item is not None else "(empty record)"
@@ -264,43 +291,40 @@ class AuditRun:
                 self.result.unreadable.append((ref, type(exc).__name__))
 
     def _add_decision(self, d: CprDecision) -> None:
+        """Count the decision, check the per-record rules, pass on their findings, and store the
+        decision for the cross-record rules.
+
+        Written for the common record (a not-for-CPR decision with nothing to report): each rule tests
+        the record's own facts before the run's switch for it, and findings with a fixed text are
+        made once per run (module constants, ``_overdue``).
+        """
         result = self.result
         result.decisions += 1
         status = d.status
         if status is _ENTERED_IN_ERROR:
             result.excluded_entered_in_error += 1
             return
-        self._seq += 1
-        seq = self._seq
+        self._seq = seq = self._seq + 1
         when = d.decision_date
-        day = (when.date() if isinstance(when, datetime) else when) if when else None
-        if day is not None:
-            quarter, dayn, day_iso = self._days.get(day) or self._day_facts(day)
-            if dayn < self._first:
-                self._first = dayn
-            if dayn > self._last:
-                self._last = dayn
-        else:
-            quarter, dayn, day_iso = "(no date)", None, None
+        quarter, dayn, day_iso = (self._days.get(when) or self._day_facts(when)) if when else _UNDATED
         custodian = d.custodian
         if custodian is None:
             org = NO_ORGANISATION
         else:
-            org = custodian.ods_code or (custodian.name or "").strip() or NO_ORGANISATION
-            if custodian.name and org not in self._org_names:
-                self._org_names[org] = custodian.name
-        nhs = patient_nhs_number(d.patient)
-        pkey = self.pseudo.key_of(nhs) if nhs else None
+            name = custodian.name
+            org = custodian.ods_code or (name or "").strip() or NO_ORGANISATION
+            if name and org not in self._org_names:
+                self._org_names[org] = name
+        patient = d.patient
+        pkey = self._person_key(patient.nhs_number)
         not_for_cpr = d.decision is _NOT_FOR_CPR
-        active = status is _ACTIVE
         rationale = d.rationale
         found: list[tuple[str, str, tuple[str, ...], bool]] = []  # rule, detail, terms, show rationale
 
         if not_for_cpr:
             counts = self._cells.get((org, quarter))
             if counts is None:
-                counts = result.metrics.cell(org, quarter)
-                self._cells[(org, quarter)] = counts
+                counts = self._cells[(org, quarter)] = result.metrics.cell(org, quarter)
             counts.decisions += 1
             discussed = d.discussed_with_patient
             if discussed is True:
@@ -314,6 +338,7 @@ class AuditRun:
                 counts.senior += 1
             review = d.review_date
             overdue = False
+            active = status is _ACTIVE
             if active:
                 counts.active += 1
                 if review is not None and review < self._as_of:
@@ -321,33 +346,17 @@ class AuditRun:
                     counts.overdue += 1
 
             if rationale and self._scan_terms:
-                hits = self._term_cache.get(rationale)
-                if hits is None:
-                    hits = self.terms.find(rationale)
-                    if len(self._term_cache) >= _TERM_CACHE_SIZE:
-                        self._term_cache.clear()
-                    self._term_cache[rationale] = hits
+                hits = self._find_terms(rationale)
                 if hits:
                     self._term_findings(hits, found)
             lacks = capacity is _LACKS_CAPACITY
-            if (
-                self._on_not_discussed
-                and discussed is not True
-                and not lacks
-                and not (d.reason_not_discussed and d.reason_not_discussed.strip())
-            ):
-                how = "recorded as not discussed" if discussed is False else "not recorded"
-                found.append(
-                    (
-                        "not-discussed-no-reason",
-                        f"Discussion with the person {how}, and no reason for not discussing it is given.",
-                        (),
-                        False,
-                    )
-                )
-            if self._on_capacity and lacks and not d.others_consulted:
-                found.append(("lacks-capacity-no-consultation", _NO_CONSULTATION, (), False))
-            if self._on_senior and senior is False and endorsement is None:
+            if discussed is not True and not lacks and self._on_not_discussed:
+                reason = d.reason_not_discussed
+                if not (reason and reason.strip()):
+                    found.append(_NOT_DISCUSSED[discussed is False])
+            if lacks and self._on_capacity and not d.others_consulted:
+                found.append(_NO_CONSULTATION)
+            if senior is False and endorsement is None and self._on_senior:
                 role = f" ({d.decision_maker.role})" if d.decision_maker and d.decision_maker.role else ""
                 found.append(
                     (
@@ -359,77 +368,36 @@ class AuditRun:
                     )
                 )
             if overdue and self._on_overdue:
-                late = (self._as_of - review).days  # type: ignore[operator]
-                found.append(
-                    (
-                        "review-overdue",
-                        f"Review date {review} passed {late} days before {self._as_of_text}.",
-                        (),
-                        False,
-                    )
-                )
+                found.append(self._overdue_found.get(review) or self._overdue(review))  # type: ignore[arg-type]
             if active and review is None and self._on_no_review and not d.review_indefinite:
-                found.append(("no-review-date", "No review date, and not marked indefinite.", (), False))
+                found.append(_NO_REVIEW_DATE)
 
         maker = d.decision_maker
         if self._on_incomplete:
             missing = []
             if maker is None or not (maker.family_name or maker.given_names or maker.registration_number):
                 missing.append("decision maker")
-            if day is None:
+            if dayn is None:
                 missing.append("decision date")
             if org == NO_ORGANISATION:
                 missing.append("organisation")
-            if nhs is None:
+            if pkey is None:
                 missing.append("valid NHS number")
             if missing:
                 found.append(("incomplete-for-sharing", f"Missing: {', '.join(missing)}.", (), False))
-
+        placed = pkey is not None and dayn is not None  # whom and when: what cross-record rules need
         maker_key = None
-        if (
-            self._on_clusters
-            and not_for_cpr
-            and day is not None
-            and pkey is not None
-            and (rationale or self._include_no_rationale)
-        ):
+        if placed and not_for_cpr and self._on_clusters and (rationale or self._include_no_rationale):
             maker_key = _maker_key(maker)
-        want_person = self._on_conflicts and pkey is not None and day is not None
-        if not (found or maker_key or want_person):
-            return
-        source = d.source
         if found:
-            label = self.pseudo.label_of_key(pkey) if pkey is not None else "(no valid NHS number)"
-            show = self._show
-            person = patient_display(d.patient, label, True) if show else label
-            plain = _new_tuple(
-                EvidenceRef,
-                (
-                    source.system,
-                    mask_record_id(source.record_id, show),
-                    person,
-                    _origin(source.file, source.location),
-                    org,
-                    _DECISION_TEXT[d.decision],
-                    day_iso,
-                    _STATUS_TEXT[status],
-                    None,  # excerpt
-                ),
-            )
-            with_text = None
-            collect = self.collector
-            for rule_id, detail, terms, show_text in found:
-                evidence = plain
-                if show_text and rationale:
-                    if with_text is None:
-                        with_text = plain._replace(excerpt=mask_text(rationale, d.patient, show))
-                    evidence = with_text
-                finding = (rule_id, detail, (evidence,), org, quarter, person, terms, None)  # data: None
-                collect(_new_tuple(Finding, finding))
-        if not (maker_key or want_person):
+            self._pass_on(found, d, org, quarter, day_iso, pkey)
+        want_person = self._on_conflicts
+        if not placed or not (maker_key or want_person):
             return
-        postcode = _postcode_key(d.patient.postcode) if maker_key else None
+        postcode = _postcode_key(patient.postcode) if maker_key else None
+        source = d.source
         system = source.system
+        record_id = source.record_id
         sys_id = self._systems.get(system)
         if sys_id is None:
             sys_id = self._systems[system] = len(self._systems)
@@ -438,34 +406,110 @@ class AuditRun:
             org_id = self._orgs[org] = len(self._orgs)
         # the pseudonym is not stored: it is a function of pkey, made again if the record is shown;
         # nor are the day's text and quarter, functions of its number (see ``_stored_rows``)
+        keys = (
+            pkey,
+            dayn,
+            seq,
+            VALUE_NOT_FOR_CPR if not_for_cpr else VALUE_FOR_CPR,
+            _STATUS_CODE[status] if want_person else None,
+            sys_id,
+            org_id,
+            hash((system, record_id)),
+        )
+        shown = patient_display(patient, "", True) if self._show else None
+        decision = _DECISION_INDEX[d.decision]
+        status_index = _STATUS_INDEX[status]
+        if not maker_key:  # a row for the conflict rules only
+            self.store.add_record(
+                keys,
+                (
+                    record_id,
+                    source.file,
+                    source.location,
+                    shown,
+                    decision,
+                    status_index,
+                    None,
+                    None,
+                    None,
+                    None,
+                ),
+            )
+            return
         self.store.add_record(
+            keys,
             (
-                pkey,
-                dayn,
-                seq,
-                VALUE_NOT_FOR_CPR if not_for_cpr else VALUE_FOR_CPR,
-                _STATUS_CODE[status] if want_person else None,
-                sys_id,
-                org_id,
-                hash((system, source.record_id)),
-            ),
-            (
-                source.record_id,
+                record_id,
                 source.file,
                 source.location,
-                patient_display(d.patient, "", True) if self._show else None,
-                _DECISION_INDEX[d.decision],
-                _STATUS_INDEX[status],
-                rationale if maker_key else None,
-                _names(d.patient) if maker_key else None,
+                shown,
+                decision,
+                status_index,
+                rationale,
+                _names(patient),
                 postcode,
-                self._maker_id(maker_key, maker) if maker_key else None,
+                self._maker_id(maker_key, maker),
             ),
             # texts are compared (and hashed for exact duplicates) in the sweep, after sorting
-            hash((org, maker_key)) if maker_key is not None and org != NO_ORGANISATION else None,
+            hash((org, maker_key)) if org != NO_ORGANISATION else None,
             hash((postcode, maker_key)) if postcode is not None else None,
-            folded(rationale) if maker_key else None,
+            folded(rationale),
         )
+
+    def _pass_on(
+        self,
+        found: list[tuple[str, str, tuple[str, ...], bool]],
+        d: CprDecision,
+        org: str,
+        quarter: str,
+        day_iso: str | None,
+        pkey: int | None,
+    ) -> None:
+        """Make a decision's findings and pass them on; they share one evidence record (and one
+        with the rationale's excerpt, for the rules that show it)."""
+        label = self.pseudo.label_of_key(pkey) if pkey is not None else "(no valid NHS number)"
+        show = self._show
+        person = patient_display(d.patient, label, True) if show else label
+        source = d.source
+        plain = _new_tuple(
+            EvidenceRef,
+            (
+                source.system,
+                mask_record_id(source.record_id, show),
+                person,
+                _origin(source.file, source.location),
+                org,
+                _DECISION_TEXT[d.decision],
+                day_iso,
+                _STATUS_TEXT[d.status],
+                None,  # excerpt
+            ),
+        )
+        evidence = (plain,)
+        with_text = None
+        rationale = d.rationale
+        collect = self.collector
+        for rule_id, detail, terms, show_text in found:
+            if show_text and rationale:
+                if with_text is None:
+                    with_text = (plain._replace(excerpt=mask_text(rationale, d.patient, show)),)
+                finding = (rule_id, detail, with_text, org, quarter, person, terms, None)  # data: None
+            else:
+                finding = (rule_id, detail, evidence, org, quarter, person, terms, None)
+            collect(_new_tuple(Finding, finding))
+
+    def _overdue(self, review: date) -> tuple[str, str, tuple[str, ...], bool]:
+        """The overdue finding for a review date (remembered: review dates repeat across records)."""
+        if len(self._overdue_found) >= _OVERDUE_KEPT:
+            self._overdue_found.clear()
+        late = (self._as_of - review).days
+        found = self._overdue_found[review] = (
+            "review-overdue",
+            f"Review date {review} passed {late} days before {self._as_of_text}.",
+            (),
+            False,
+        )
+        return found
 
     def _maker_id(self, key: str, maker: Professional | None) -> int:
         """The index of the decision maker's label in ``_maker_labels`` (labelled once per key)."""
@@ -507,12 +551,24 @@ class AuditRun:
     def _quarter(self, day: date) -> str:
         return (self._days.get(day) or self._day_facts(day))[0]
 
-    def _day_facts(self, day: date) -> tuple[str, int, str]:
+    def _day_facts(self, when: date | datetime) -> tuple[str, int, str]:
         """A day's quarter, number and ISO text, worked out once a day: records come in their
-        thousands a day, and each needs all three."""
-        if len(self._days) >= _DAYS_KEPT:
-            self._days.clear()
-        facts = self._days[day] = (quarter_of(day), day.toordinal(), day.isoformat())
+        thousands a day, and each needs all three. ``when`` may be a datetime (its day's facts).
+
+        Every distinct decision day passes through here when first seen, so the first and last
+        decision days are kept here too, not tested on every record.
+        """
+        day = when.date() if isinstance(when, datetime) else when
+        facts = self._days.get(day)
+        if facts is None:
+            if len(self._days) >= _DAYS_KEPT:
+                self._days.clear()
+            dayn = day.toordinal()
+            facts = self._days[day] = (quarter_of(day), dayn, day.isoformat())
+            if dayn < self._first:
+                self._first = dayn
+            if dayn > self._last:
+                self._last = dayn
         return facts
 
     def _term_findings(self, hits: list, found: list[tuple[str, str, tuple[str, ...], bool]]) -> None:
@@ -573,7 +629,7 @@ class AuditRun:
             return
         day = _day(p.created) if p.created else None
         org = _org_key(p.custodian)
-        nhs = patient_nhs_number(p.patient)
+        pkey = self._person_key(p.patient.nhs_number)
         missing = []
         if p.author is None or not (p.author.display_name or p.author.registration_number):
             missing.append("author")
@@ -581,11 +637,11 @@ class AuditRun:
             missing.append("date created")
         if org == NO_ORGANISATION:
             missing.append("organisation")
-        if nhs is None:
+        if pkey is None:
             missing.append("valid NHS number")
         if not missing:
             return
-        label = self.pseudo.label(nhs) if nhs else "(no valid NHS number)"
+        label = self.pseudo.label_of_key(pkey) if pkey is not None else "(no valid NHS number)"
         show = self._show
         src = p.source
         evidence = EvidenceRef(

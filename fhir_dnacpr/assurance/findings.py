@@ -7,6 +7,7 @@ names the record by source system, record id and origin, and the person by a pse
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
@@ -78,18 +79,18 @@ class FindingCollector:
         self, on_finding: FindingCallback | None = None, max_kept_per_rule: int | None = None
     ) -> None:
         self._on_finding = on_finding
-        self._max = max_kept_per_rule
+        self._room = sys.maxsize if max_kept_per_rule is None else max_kept_per_rule  # kept per rule
         self.counts: dict[str, int] = {}
         self.kept: dict[str, list[Finding]] = {}
 
     def __call__(self, finding: Finding) -> None:
-        rule_id = finding.rule_id
-        counts = self.counts
-        counts[rule_id] = counts.get(rule_id, 0) + 1
+        rule_id = finding[0]  # its rule_id: one is passed on for most records
         kept = self.kept.get(rule_id)
         if kept is None:
             kept = self.kept[rule_id] = []
-        if self._max is None or len(kept) < self._max:
+            self.counts[rule_id] = 0
+        self.counts[rule_id] += 1
+        if len(kept) < self._room:
             kept.append(finding)
         if self._on_finding is not None:
             self._on_finding(finding)
