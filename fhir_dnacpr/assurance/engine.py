@@ -416,44 +416,25 @@ class AuditRun:
             org_id,
             hash((system, record_id)),
         )
-        shown = patient_display(patient, "", True) if self._show else None
-        decision = _DECISION_INDEX[d.decision]
-        status_index = _STATUS_INDEX[status]
-        if not maker_key:  # a row for the conflict rules only
-            self.store.add_record(
-                keys,
-                (
-                    record_id,
-                    source.file,
-                    source.location,
-                    shown,
-                    decision,
-                    status_index,
-                    None,
-                    None,
-                    None,
-                    None,
-                ),
-            )
-            return
+        candidate = bool(maker_key)  # a cluster candidate; otherwise a row for the conflict rules only
         self.store.add_record(
             keys,
             (
                 record_id,
                 source.file,
                 source.location,
-                shown,
-                decision,
-                status_index,
-                rationale,
-                _names(patient),
+                patient_display(patient, "", True) if self._show else None,
+                _DECISION_INDEX[d.decision],
+                _STATUS_INDEX[status],
+                rationale if candidate else None,
+                _names(patient) if candidate else None,
                 postcode,
-                self._maker_id(maker_key, maker),
+                self._maker_id(maker_key, maker) if candidate else None,
             ),
             # texts are compared (and hashed for exact duplicates) in the sweep, after sorting
-            hash((org, maker_key)) if org != NO_ORGANISATION else None,
+            hash((org, maker_key)) if candidate and org != NO_ORGANISATION else None,
             hash((postcode, maker_key)) if postcode is not None else None,
-            folded(rationale),
+            folded(rationale) if candidate else None,
         )
 
     def _pass_on(
