@@ -288,10 +288,14 @@ class _Builder:
         """Output the resource unless this record already has it; the reference pointing at it."""
         if ref is None:
             ref = f"{resource['resourceType']}/{resource['id']}"
+        self._keep(resource)
+        return {"reference": ref}
+
+    def _keep(self, resource: Resource) -> None:
+        """Output the resource unless this record already has it (an equal copy counts as had)."""
         out = self.out
         if resource not in out:
             out.append(resource)
-        return {"reference": ref}
 
     # --- parties -------------------------------------------------------------------------------
 
@@ -349,9 +353,7 @@ class _Builder:
         resource = entry[1]
         if resource is None:
             return None
-        out = self.out
-        if resource not in out:
-            out.append(resource)
+        self._keep(resource)
         return entry[2]
 
     def _organization(self, org: Organisation) -> Resource | None:
@@ -382,9 +384,7 @@ class _Builder:
             if resource is None:
                 resource = self._practitioner(pro)
             entry = shared.remember(pro, resource)
-        out = self.out
-        if entry[1] not in out:
-            out.append(entry[1])
+        self._keep(entry[1])
         return entry[2]
 
     def _practitioner(self, pro: Professional) -> Resource:
