@@ -215,6 +215,19 @@ class _Writer:
                 *keep(ind + "    "),
             ]
 
+        def memo_or(at: str, by_day: bool, work_out: str, otherwise: str) -> list[str]:
+            """A text ``cell``'s value from ``{i}memo`` (else worked out by ``work_out``, see
+            ``recalled``); any other cell's by the call ``otherwise``."""
+            inner = at + "    "
+            return [
+                f"{at}if cell.__class__ is str:",
+                f"{inner}v = {i}memo.get({'(cell, ctx.today)' if by_day else 'cell'})",
+                *recalled(inner, work_out),
+                f"{at}else:",
+                f"{inner}v = {otherwise}",
+                *tail(inner),
+            ]
+
         def read_cell() -> list[str]:
             """``cell = data[column]``; a missing column reports itself and makes the object INVALID.
             The caller writes the ``else:`` branch for a cell that was read."""
@@ -270,15 +283,7 @@ class _Writer:
             by_day = _uses_today(node)
             env[f"{i}memo"] = memo = _shared_memo(node)
             env[f"{i}slow"] = _remembering(node.one, memo, by_day)
-            return [
-                *lines,
-                f"{ind2}if cell.__class__ is str:",
-                f"{ind3}v = {i}memo.get({'(cell, ctx.today)' if by_day else 'cell'})",
-                *recalled(ind3, f"{i}slow(cell, ctx)"),
-                f"{ind2}else:",
-                f"{ind3}v = {i}one(cell, ctx)",
-                *tail(ind3),
-            ]
+            return [*lines, *memo_or(ind2, by_day, f"{i}slow(cell, ctx)", f"{i}one(cell, ctx)")]
         if _plain_text_columns(node):
             return [*self.text_columns(i, node, indent), *tail(indent)]  # type: ignore[arg-type]
         if isinstance(node, ObjectSpec) and node.memo_columns is None:
@@ -308,12 +313,7 @@ class _Writer:
             env[f"{i}slow"] = _remembering_get(node.get, memo, by_day)
             return [
                 f"{indent}cell = data.get({memo_column!r}) if data.__class__ is dict else None",
-                f"{indent}if cell.__class__ is str:",
-                f"{indent}    v = {i}memo.get({'(cell, ctx.today)' if by_day else 'cell'})",
-                *recalled(indent + "    ", f"{i}slow(data, cell, ctx)"),
-                f"{indent}else:",
-                f"{indent}    v = {i}get(data, ctx)",
-                *tail(indent + "    "),
+                *memo_or(indent, by_day, f"{i}slow(data, cell, ctx)", f"{i}get(data, ctx)"),
             ]
         return [f"{indent}v = {i}get(data, ctx)", *tail(indent)]
 
