@@ -14,13 +14,20 @@ _RULES = ("no-review-date", "review-overdue", "incomplete-for-sharing")
 @given(
     st.lists(st.sampled_from(_RULES), max_size=30),
     st.one_of(st.none(), st.integers(min_value=0, max_value=4)),
+    st.lists(st.booleans(), min_size=30, max_size=30),
 )
-def test_collector_counts_passes_on_and_bounds(rule_ids: list[str], limit: int | None) -> None:
+def test_collector_counts_passes_on_and_bounds(
+    rule_ids: list[str], limit: int | None, by_method: list[bool]
+) -> None:
+    """Calling the collector or its ``add`` method (the audit's per-record path) is the same."""
     seen: list[Finding] = []
     collector = FindingCollector(seen.append, limit)
     made = [Finding(rule_id, f"detail {i}", (), "ORG", "2020-Q1") for i, rule_id in enumerate(rule_ids)]
-    for finding in made:
-        collector(finding)
+    for finding, method in zip(made, by_method, strict=False):
+        if method:
+            collector.add(finding)
+        else:
+            collector(finding)
     assert seen == made
     counts: dict[str, int] = {}
     kept: dict[str, list[Finding]] = {}

@@ -215,6 +215,19 @@ _NO_REVIEW_DATE = ("no-review-date", "No review date, and not marked indefinite.
 _OVERDUE_KEPT = 4096  # review dates whose overdue finding is remembered (see ``_overdue``)
 
 
+def _incomplete(
+    no_maker: bool, no_date: bool, no_org: bool, no_number: bool
+) -> tuple[str, str, tuple[str, ...], bool]:
+    """The incomplete-for-sharing finding of a decision missing any of these (rare: tested first)."""
+    missing = (
+        ("decision maker", no_maker),
+        ("decision date", no_date),
+        ("organisation", no_org),
+        ("valid NHS number", no_number),
+    )
+    return ("incomplete-for-sharing", f"Missing: {', '.join(w for w, gone in missing if gone)}.", (), False)
+
+
 def _origin(file: str | None, location: str | None) -> str | None:
     if file and location:
         return f"{file}, {location}"
@@ -233,6 +246,7 @@ class AuditRun:
         self.config = config
         self.result = AuditResult(config)
         self.collector = FindingCollector(on_finding, config.max_findings_kept)
+        self._collect = self.collector.add  # a bound method: see ``FindingCollector.add``
         self.pseudo = Pseudonymiser(config.pseudonym_key)
         self.terms = TermMatcher.from_file(config.terms_file)
         self.store = SpillStore(config.spill_dir)
@@ -373,18 +387,9 @@ class AuditRun:
                 found.append(_NO_REVIEW_DATE)
 
         maker = d.decision_maker
-        if self._on_incomplete:
-            missing = []
-            if maker is None or not (maker.family_name or maker.given_names or maker.registration_number):
-                missing.append("decision maker")
-            if dayn is None:
-                missing.append("decision date")
-            if org == NO_ORGANISATION:
-                missing.append("organisation")
-            if pkey is None:
-                missing.append("valid NHS number")
-            if missing:
-                found.append(("incomplete-for-sharing", f"Missing: {', '.join(missing)}.", (), False))
+        unnamed = maker is None or not (maker.family_name or maker.given_names or maker.registration_number)
+        if (unnamed or dayn is None or org == NO_ORGANISATION or pkey is None) and self._on_incomplete:
+            found.append(_incomplete(unnamed, dayn is None, org == NO_ORGANISATION, pkey is None))
         placed = pkey is not None and dayn is not None  # whom and when: what cross-record rules need
         maker_key = None
         if placed and not_for_cpr and self._on_clusters and (rationale or self._include_no_rationale):
@@ -429,7 +434,8 @@ class AuditRun:
                 rationale if candidate else None,
                 _names(patient) if candidate else None,
                 postcode,
-                self._maker_id(maker_key, maker) if candidate else None,
+                # (index 0 is falsy and goes the slow way: the same index, as ``_maker_id`` keeps it)
+                (self._makers.get(maker_key) or self._maker_id(maker_key, maker)) if candidate else None,
             ),
             # texts are compared (and hashed for exact duplicates) in the sweep, after sorting
             hash((org, maker_key)) if candidate and org != NO_ORGANISATION else None,
@@ -469,7 +475,7 @@ class AuditRun:
         evidence = (plain,)
         with_text = None
         rationale = d.rationale
-        collect = self.collector
+        collect = self._collect
         for rule_id, detail, terms, show_text in found:
             if show_text and rationale:
                 if with_text is None:
