@@ -510,7 +510,7 @@ class AuditRun:
         """The stored records ``seqs``, by seq, with their evidence as texts again: system, record_id,
         file, location, patient, org, decision, day, status, quarter, rationale, names, setting, maker
         and pkey (see ``spill.KEY_COLUMNS`` and ``EVIDENCE_FIELDS`` for what is stored as a number)."""
-        systems, orgs = list(self._systems), list(self._orgs)  # in id order: ids are insertion counts
+        systems, orgs = self._id_texts()
         out = {}
         for seq, (keys, values) in self.store.evidence(seqs).items():
             pkey, dayn, _, _, _, system, org, _ = keys
@@ -534,6 +534,10 @@ class AuditRun:
                 "pkey": pkey,
             }
         return out
+
+    def _id_texts(self) -> tuple[list[str], list[str]]:
+        """The source systems and organisations, each at the index the stored records use for it."""
+        return list(self._systems), list(self._orgs)  # in id order: ids are insertion counts
 
     def _quarter(self, day: date) -> str:
         return (self._days.get(day) or self._day_facts(day))[0]
@@ -674,8 +678,7 @@ class AuditRun:
                     reported.finding.organisation, reported.finding.quarter or ""
                 ).clusters += 1
         if self._on_conflicts:
-            for issue in person_issues(self.store.people_sorted()):
-                self._report_person_issue(issue.kind, list(issue.seqs), issue.reason)
+            self._report_person_issues()
         result.rule_counts = dict(self.collector.counts)
         result.findings = self.collector.findings()
         result.findings_truncated = self.collector.truncated()
@@ -723,27 +726,64 @@ class AuditRun:
         self.collector(finding)
         return Cluster(finding, setting, maker, first, last, people, cluster.min_similarity)
 
-    def _report_person_issue(self, kind: str, seqs: list[int], reason: str) -> None:
-        rule_id = (
-            "conflicting-active-decisions" if kind == "conflict" else "superseded-elsewhere-still-active"
+    def _report_person_issues(self) -> None:
+        """Conflicts and stale copies, person by person, for the rules switched on."""
+        person_rules = (
+            ("conflict", "conflicting-active-decisions"),
+            ("stale", "superseded-elsewhere-still-active"),
         )
-        if not self.config.is_enabled(rule_id):
-            return
-        rows = self._stored_rows(seqs)
-        evidence = tuple(self._stored_evidence(rows[s], with_text=False) for s in seqs if s in rows)
-        flagged = rows[seqs[0]]
-        systems = {e.system for e in evidence}
-        orgs = {e.organisation or NO_ORGANISATION for e in evidence}
-        where = f"across {len(systems)} source system(s) and {len(orgs)} organisation(s)"
-        self.collector(
-            Finding(
-                rule_id,
-                f"{reason[:1].upper()}{reason[1:]} ({where}).",
-                evidence,
-                flagged["org"] or NO_ORGANISATION,
-                flagged["quarter"],
-                patient=evidence[0].patient if evidence else None,
-            )
+        rules = {kind: rule for kind, rule in person_rules if self.config.is_enabled(rule)}
+        systems, orgs = self._id_texts()
+        for issue in person_issues(self.store.people_sorted()):
+            rule_id = rules.get(issue.kind)
+            if rule_id is not None:
+                self._report_person_issue(rule_id, issue.seqs, issue.reason, systems, orgs)
+
+    def _report_person_issue(
+        self, rule_id: str, seqs: tuple[int, ...], reason: str, systems: list[str], orgs: list[str]
+    ) -> None:
+        """Report a conflict or stale copy (the flagged record first). With 10^6 records there are
+        ~43,000, so each is made straight from the stored tuples: ``_person_evidence``, not the texts
+        by name of ``_stored_rows``."""
+        stored = self.store.evidence(seqs)
+        evidence = tuple([self._person_evidence(*stored[s], systems, orgs) for s in seqs if s in stored])
+        flagged_keys = stored[seqs[0]][0]
+        where = (
+            f"across {len({e.system for e in evidence})} source system(s) and "
+            f"{len({e.organisation or NO_ORGANISATION for e in evidence})} organisation(s)"
+        )
+        finding = (
+            rule_id,
+            f"{reason[:1].upper()}{reason[1:]} ({where}).",
+            evidence,
+            orgs[flagged_keys[6]] or NO_ORGANISATION,
+            self._quarter(date.fromordinal(flagged_keys[1])),
+            evidence[0].patient if evidence else None,
+            (),  # terms
+            None,  # data
+        )
+        self.collector(_new_tuple(Finding, finding))
+
+    def _person_evidence(
+        self, keys: tuple[Any, ...], values: tuple[Any, ...], systems: list[str], orgs: list[str]
+    ) -> EvidenceRef:
+        """``_stored_evidence`` without the rationale, from a record's stored keys and evidence."""
+        pkey, dayn, _, _, _, system, org, _ = keys
+        record_id, file, location, patient, decision, status, _, _, _, _ = values
+        day = date.fromordinal(dayn)
+        return _new_tuple(
+            EvidenceRef,
+            (
+                systems[system],
+                mask_record_id(record_id, self._show),
+                patient or self.pseudo.label_of_key(pkey),
+                _origin(file, location),
+                orgs[org],
+                _DECISION_TEXTS[decision],
+                (self._days.get(day) or self._day_facts(day))[2],
+                _STATUS_TEXTS[status],
+                None,  # excerpt
+            ),
         )
 
     def close(self) -> None:

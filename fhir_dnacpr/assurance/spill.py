@@ -34,7 +34,7 @@ import tempfile
 from array import array
 from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from itertools import chain
 from operator import itemgetter
@@ -309,7 +309,7 @@ class SpillStore:
             out[seq] = row
         return out
 
-    def evidence(self, seqs: list[int]) -> dict[int, tuple[tuple[Any, ...], tuple[Any, ...]]]:
+    def evidence(self, seqs: Iterable[int]) -> dict[int, tuple[tuple[Any, ...], tuple[Any, ...]]]:
         """``records`` as (the keys, the evidence) ``add_record`` took, in increasing seq order."""
         out: dict[int, tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
         for seq in sorted(set(seqs)):
