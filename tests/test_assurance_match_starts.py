@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fhir_dnacpr.assurance.match_starts import StartFinder, start_finder
+from fhir_dnacpr.assurance.match_starts import StartFinder, sentence_local, start_finder
 from fhir_dnacpr.assurance.terms import default_matcher
 
 
@@ -120,3 +120,65 @@ def test_every_term_scanner_finds_what_finditer_finds(text: str) -> None:
             assert spans(scanner.matches(text, text.lower() if text.isascii() else None)) == spans(
                 scanner.pattern.finditer(text)
             )
+
+
+@pytest.mark.parametrize(
+    ("pattern", "local"),
+    [
+        (r"\b(?:over|above)\s*(?:the\s*age\s*of\s*)?\d{2,3}\b", True),
+        (r"^[a-z]+\s*[\w\-’']*$", True),  # ^ and $ hold at every sentence's ends
+        (r"\Acfs(?>\s*)\d++\Z", True),
+        (r"over.\d", False),  # any character: a full stop too
+        (r"over\.\d", False),
+        (r"over[^a]", False),
+        (r"over\W", False),
+        (r"over[,-/]", False),  # a range with the full stop in it
+        (r"over(?=\d)", False),  # lookarounds see past the match
+        (r"(?<!not )over", False),
+        (r"(o)ver\1", False),
+        (r"over\B", False),  # holds between two full stops, not in the empty text between them
+    ],
+)
+def test_tells_which_patterns_keep_within_sentences(pattern: str, local: bool) -> None:
+    assert sentence_local(re.compile(pattern, re.IGNORECASE)) is local
+
+
+def test_no_character_but_the_full_stop_matches_one_when_case_is_ignored() -> None:
+    # sentence_local looks for the full stop itself in literals and ranges: no case variant of another
+    # character may stand for it
+    everything_else = re.compile(r"[\x00-\x2d\x2f-\U0010ffff]", re.IGNORECASE)
+    assert everything_else.search(".") is None
+
+
+_LOCAL_PIECES = [r"\.", ".", "[^o]", r"\W", r"[,-/]", r"[\s.]", r"(?=\.)", r"(?<=\.)", r"\B", "^", "$"]
+_EDGE_PIECES = [r"\A", r"\Z", r"(?m:^)", r"(?m:$)", r"\n", r"\s*", r"\w*", r"[^.]"]
+
+
+@st.composite
+def sentence_patterns(draw) -> re.Pattern[str]:
+    """Small patterns with words, anchors and pieces that may or may not take or see a full stop."""
+    pieces = st.one_of(st.sampled_from(_WORDS).map(re.escape), st.sampled_from(_LOCAL_PIECES + _EDGE_PIECES))
+    alternatives = draw(
+        st.lists(st.lists(pieces, min_size=1, max_size=3).map("".join), min_size=1, max_size=2)
+    )
+    return re.compile("|".join(alternatives), draw(st.sampled_from([0, re.IGNORECASE, re.MULTILINE])))
+
+
+_SENTENCE_TEXTS = st.lists(
+    st.one_of(st.sampled_from(_WORDS), st.sampled_from([*_GLUE, ".", "..", "\n", ". ", ".\n"])), max_size=16
+).map("".join)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(sentence_patterns(), _SENTENCE_TEXTS)
+def test_a_sentence_local_pattern_matches_a_text_only_where_a_sentence_of_it_matches(
+    pattern: re.Pattern[str], text: str
+) -> None:
+    if not sentence_local(pattern):
+        return
+    for m in pattern.finditer(text):
+        begin = text.rfind(".", 0, m.start()) + 1
+        end = text.find(".", m.start())
+        sentence = text[begin : len(text) if end < 0 else end]
+        assert m.end() <= begin + len(sentence), (m, sentence)
+        assert pattern.search(sentence) is not None, (m, sentence)

@@ -422,3 +422,91 @@ def test_remembered_sentences_and_decisions_give_what_a_fresh_matcher_gives() ->
     data = yaml.safe_load(DEFAULT_TERMS_FILE.read_text(encoding="utf-8"))
     for text in texts * 2:
         assert shared.find(text) == TermMatcher.from_dict(data).find(text), text
+
+
+def _fresh_matcher() -> TermMatcher:
+    """A matcher with empty sentence and decision memories."""
+    return TermMatcher.from_dict(yaml.safe_load(DEFAULT_TERMS_FILE.read_text(encoding="utf-8")))
+
+
+def _agree_with(matcher: TermMatcher, text: str) -> None:
+    found = [(h.category, h.rule, h.matched, h.start, h.end) for h in matcher.find(text)]
+    assert found == _every_scanner(matcher, text), text
+
+
+def test_the_default_terms_let_find_remember_sentences() -> None:
+    # every expression in the shipped term list stays within a sentence; one that did not would turn
+    # the sentence memory off (correct, but every rationale read word by word again)
+    assert default_matcher()._by_sentence
+
+
+#: Sentences (pieces between full stops) for the memory oracle: terms, look-alikes, negations, numbers,
+#: text that ends or starts where a full stop would cut a match ("over" | "80", "not for" | "ICU").
+_SENTENCES = st.one_of(
+    st.sampled_from([*_TERMS, *CONDITIONS, *COURSE, *REASONS, " 80", "ICU", " not for", "", " ", "\n"]),
+    st.lists(st.sampled_from(_TERMS), min_size=2, max_size=3).map(" ".join),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(_SENTENCES, min_size=1, max_size=5).map(".".join), min_size=1, max_size=8))
+def test_texts_of_remembered_sentences_get_what_every_expression_finds(texts: list[str]) -> None:
+    # read three times: sentences seen once, learnt on their second sighting, then taken from memory,
+    # also in other texts; a sentence's expressions must stand for the text's whatever its neighbours
+    matcher = _fresh_matcher()
+    for text in texts * 3:
+        _agree_with(matcher, text)
+    assert matcher._sentence_memory
+
+
+def test_the_memories_stay_within_their_bounds(monkeypatch) -> None:
+    # starting afresh, even in the middle of a text, loses nothing but time
+    import fhir_dnacpr.assurance.terms as terms
+
+    monkeypatch.setattr(terms, "_SENTENCES_KEPT", 3)
+    monkeypatch.setattr(terms, "_SCANNED_KEPT", 2)
+    matcher = _fresh_matcher()
+    texts = [
+        "Frail. Aged 91. Not for ICU. Lives alone.",
+        "Lives alone. Over 80. Frail. Over the past year.",
+        "Not for ICU. Frail.",
+    ]
+    for text in texts * 6:
+        _agree_with(matcher, text)
+        assert len(matcher._sentence_memory) <= 3
+        assert len(matcher._sentences_seen_once) <= 3
+        assert len(matcher._scanned) <= 2
+
+
+def test_remembered_hits_are_a_new_list_each_time() -> None:
+    # find() remembers the hits of texts it scanned; a caller that changes its list changes only its own
+    matcher = _fresh_matcher()
+    first = matcher.find("Frail elderly care home resident.")
+    first.clear()
+    assert [h.category for h in matcher.find("Frail elderly care home resident.")] == [
+        "frailty",
+        "age",
+        "care-setting",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("entry", "text"),
+    [
+        (r"{regex: '\bover\.\s*\d+', anchors: [over]}", "Frail, over. 80"),  # a match with a full stop
+        (r"{regex: '\bover[^a]\d+', anchors: [over]}", "over.80"),  # a class that takes a full stop
+        (r"{regex: '(?<=\.)\s*over', anchors: [over]}", "Frail. Over"),  # looks behind the match
+        (r"{regex: '\B'}", "Frail..."),  # holds between full stops, not in the empty text between
+    ],
+)
+def test_an_expression_that_can_see_past_a_full_stop_reads_every_text_by_its_words(
+    tmp_path, entry: str, text: str
+) -> None:
+    # each of these matches in the text but in none of its sentences: remembered sentences would miss it
+    path = tmp_path / "terms.yaml"
+    path.write_text(f"categories:\n  x:\n    rule: r\n    terms: [frail, {entry}]\n")
+    matcher = TermMatcher.from_file(path)
+    assert not matcher._by_sentence
+    for _ in range(3):
+        _agree_with(matcher, text)
+    assert any(h.matched.lower() != "frail" for h in matcher.find(text))

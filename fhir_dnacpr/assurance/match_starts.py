@@ -11,6 +11,9 @@ after a match the search resumes where it ended, as ``finditer`` does.
 Case-insensitive patterns are searched in ``text.lower()``, which only ASCII text is sure to keep
 aligned with the text (and where the only case variants of an ASCII letter are its ASCII upper and
 lower case); other text goes the plain ``finditer`` way.
+
+The parsed pattern also tells whether its matches stay inside sentences (``sentence_local``), which lets
+the term matcher remember per sentence which expressions can match.
 """
 
 from __future__ import annotations
@@ -134,3 +137,61 @@ def _plain(code: int, fold: bool) -> bool:
     """A literal character the prefix search can look for as it is: for a case-insensitive pattern,
     ASCII only (a non-ASCII literal such as the Kelvin sign also matches an ASCII "k")."""
     return code < 128 if fold else True
+
+
+_FULL_STOP = ord(".")
+
+
+def sentence_local(pattern: re.Pattern[str]) -> bool:
+    """Whether every match of ``pattern`` in a text is also a match somewhere in the piece of the text
+    between the full stops around it (``text.split(".")``), so that a text has a match only if one of
+    its pieces has.
+
+    True when no match can contain a full stop (a match then lies within one piece) and nothing in the
+    pattern looks past the ends of a match but ``\\b``, ``^``, ``$``, ``\\A`` and ``\\Z``: at a piece's
+    edge those see the piece's end where the text has a full stop or its own end, and answer as they do
+    there or more readily (``^`` and ``$`` hold at every piece's ends). Lookarounds, back-references and
+    ``\\B`` (which fails in an empty text but holds between two full stops) make it False, as does
+    anything unexpected in the parsed form.
+    """
+    if sre_parse is None or not isinstance(pattern.pattern, str):
+        return False
+    try:
+        return _stop_free(list(sre_parse.parse(pattern.pattern, pattern.flags).data))
+    except Exception:  # an internal API: whatever it does differently, the answer is "not known"
+        return False
+
+
+def _stop_free(items: _Items) -> bool:
+    """No match of the parsed ``items`` contains a full stop or depends on text outside it (see above)."""
+    for op, av in items:
+        if op is sre.LITERAL:
+            ok = av != _FULL_STOP  # no other character matches "." even when case is ignored
+        elif op is sre.IN:
+            ok = all(_class_item_stop_free(kind, value) for kind, value in av)
+        elif op is sre.AT:
+            ok = av not in (sre.AT_NON_BOUNDARY, sre.AT_UNI_NON_BOUNDARY, sre.AT_LOC_NON_BOUNDARY)
+        elif op is sre.BRANCH:
+            ok = all(_stop_free(list(alternative)) for alternative in av[1])
+        elif op is sre.SUBPATTERN:
+            ok = _stop_free(list(av[3]))
+        elif op in (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT):
+            ok = _stop_free(list(av[2]))
+        elif op is sre.ATOMIC_GROUP:
+            ok = _stop_free(list(av))
+        else:  # ANY, NOT_LITERAL, lookarounds, back-references …
+            ok = False
+        if not ok:
+            return False
+    return True
+
+
+def _class_item_stop_free(kind: Any, value: Any) -> bool:
+    if kind is sre.LITERAL:
+        return value != _FULL_STOP
+    if kind is sre.RANGE:
+        low, high = value
+        return not low <= _FULL_STOP <= high
+    if kind is sre.CATEGORY:
+        return value in (sre.CATEGORY_DIGIT, sre.CATEGORY_SPACE, sre.CATEGORY_WORD)  # \d \s \w
+    return False  # NEGATE and anything else

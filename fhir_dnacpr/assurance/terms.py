@@ -2,8 +2,9 @@
 
 The term list is data (``data/rationale_terms.yaml``) so clinical reviewers can change it without
 touching code. A category's phrases compile into one regular expression per case mode; an index of
-the words every match contains ("anchors") decides which expressions a text needs at all, so most
-rationales run none.
+the words every match contains ("anchors") decides which expressions a text needs at all, and a memory
+of which expressions match in each sentence seen before decides it for texts made of such sentences,
+so most rationales run none.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, NamedTuple
 
 import yaml
 
-from fhir_dnacpr.assurance.match_starts import StartFinder, start_finder
+from fhir_dnacpr.assurance.match_starts import StartFinder, sentence_local, start_finder
 
 DEFAULT_TERMS_FILE = Path(__file__).resolve().parent / "data" / "rationale_terms.yaml"
 _SENTENCE_END = re.compile(r"[.;!?\n]")
@@ -116,6 +117,12 @@ class TermMatcher:
     every expression keeps the literal words a match must contain ("anchors") and runs only on text
     that contains one. Plain phrases are their own anchors (all of a category's phrases share one
     expression); a ``regex`` entry names its anchors, and without them it runs on every text.
+
+    Rationales are mostly new texts made of sentences seen before ("CPR would not be successful"), so
+    the expressions that match in a sentence are remembered (from its second sighting on): a text whose
+    sentences are all remembered runs those expressions only, found with a dictionary look-up per
+    sentence. That holds when no expression can match across a full stop (``sentence_local``); a term
+    list with one that can reads every text by its anchor words.
     """
 
     categories: tuple[_Category, ...]
@@ -126,10 +133,11 @@ class TermMatcher:
     _always: frozenset[int] = frozenset()
     _scanners: tuple[tuple[_Category, _Scanner], ...] = ()
     _plan: dict[bytes, tuple[_Trigger, ...]] = field(default_factory=dict)
+    _by_sentence: bool = False
     _decisions: dict[frozenset[bytes], _Decision] = field(default_factory=dict, compare=False, repr=False)
-    _sentence_words: dict[str, tuple[bytes, ...] | None] = field(
-        default_factory=dict, compare=False, repr=False
-    )
+    _sentence_memory: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+    _sentences_seen_once: set[str] = field(default_factory=set, compare=False, repr=False)
+    _scanned: dict[str, tuple[TermHit, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         """Index every anchor by its first word (exact, as a word of the text).
@@ -160,6 +168,7 @@ class TermMatcher:
         object.__setattr__(self, "_triggers", frozenset(index))
         object.__setattr__(self, "_gate_words", frozenset(index) | gate_words)
         object.__setattr__(self, "_always", frozenset(always))
+        object.__setattr__(self, "_by_sentence", all(sentence_local(sc.pattern) for _, sc in scanners))
 
     @classmethod
     def from_file(cls, path: Path | str = DEFAULT_TERMS_FILE) -> TermMatcher:
@@ -225,26 +234,24 @@ class TermMatcher:
         """All hits in ``text``, in order, after exclusions ("disabled parking") and negation."""
         if not text:
             return []
-        decision = self._decisions.get(words := self._anchor_words(text))
-        if decision is None:
-            decision = self._decide(words)
-        if decision is _NO_SCANNER:
-            return []
-        always, phrases, cased = decision
-        run = set(always)
-        if phrases:
-            spaced = _spaced(text)
-            for i, pattern in phrases:
-                if i not in run and pattern.search(spaced) is not None:
-                    run.add(i)
-        for i, case_anchor in cased:
-            if i not in run and case_anchor in text:
-                run.add(i)
+        run = self._scanners_by_sentence(text) if self._by_sentence else None
+        if run is None:
+            run = self._scanners_by_words(text)
         if not run:
             return []
+        hits = self._scanned.get(text)
+        if hits is None:
+            if len(self._scanned) >= _SCANNED_KEPT:
+                self._scanned.clear()
+            hits = self._scanned[text] = tuple(self._scan(text, run))
+        return list(hits)
+
+    def _scan(self, text: str, run: int) -> list[TermHit]:
+        """The hits of the scanners in ``run`` (a bit each), in order, the shorter of two nested hits
+        of a rule left out."""
         hits: list[TermHit] = []
         ascii_lowered = text.lower() if text.isascii() else None
-        for i in sorted(run):
+        for i in _bits(run):
             cat, scanner = self._scanners[i]
             for m in scanner.matches(text, ascii_lowered):
                 start, end = m.start(), m.end()
@@ -265,32 +272,67 @@ class TermMatcher:
             kept.append(hit)
         return kept
 
-    def _anchor_words(self, text: str) -> frozenset[bytes]:
-        """The anchor words among the text's words, from those of its sentences when each is known.
+    def _scanners_by_sentence(self, text: str) -> int | None:
+        """The scanners (a bit each) that match in one of the text's sentences, or None when one of them
+        is not remembered yet.
 
-        Rationales are mostly new texts made of sentences seen before ("CPR would not be successful"),
-        and a dictionary look-up of a sentence costs a fraction of splitting it into words and looking
-        each of them up; the text's words are its sentences' words, as "." only separates words. A
-        sentence's words are learnt when it comes a second time; a text with a sentence not seen before
-        is read as a whole. Text that never repeats then costs a look-up per text more, not a reading
-        per sentence.
+        A scanner with a match in the text has one in a sentence (``sentence_local``), so the others
+        would find nothing. A sentence is learnt when it comes a second time; a text with a sentence
+        not seen before is read by its words, so text that never repeats costs a look-up per text more,
+        not a reading per sentence.
         """
-        known = self._sentence_words
+        known = self._sentence_memory
+        sentences = text.split(".")
+        try:
+            if not any(map(known.__getitem__, sentences)):
+                return 0  # the common case: every sentence remembered, none with a match
+        except KeyError:
+            pass
+        run = 0
+        for sentence in sentences:
+            scanners = known.get(sentence)
+            if scanners is None:
+                scanners = self._second_sighting(sentence)
+                if scanners is None:
+                    return None
+            run |= scanners
+        return run
+
+    def _second_sighting(self, sentence: str) -> int | None:
+        """The scanners that match in ``sentence`` if it was seen before (then remembered), else None."""
+        seen_once = self._sentences_seen_once
+        if sentence not in seen_once:
+            if len(seen_once) >= _SENTENCES_KEPT:
+                seen_once.clear()
+            seen_once.add(sentence)
+            return None
+        seen_once.discard(sentence)
+        scanners = 0
+        for i in _bits(self._scanners_by_words(sentence)):
+            if self._scanners[i][1].pattern.search(sentence) is not None:
+                scanners |= 1 << i
+        known = self._sentence_memory
         if len(known) >= _SENTENCES_KEPT:
             known.clear()
-        gate = self._gate_words
-        found = []
-        for sentence in text.split("."):
-            words = known.get(sentence)
-            if words is None:
-                if sentence not in known:
-                    known[sentence] = None  # seen once
-                    return gate.intersection(_words(text))
-                # a tuple, not a set: the garbage collector leaves tuples of bytes alone
-                words = known[sentence] = tuple(gate.intersection(_words(sentence)))
-            if words:
-                found.append(words)
-        return frozenset().union(*found)
+        known[sentence] = scanners
+        return scanners
+
+    def _scanners_by_words(self, text: str) -> int:
+        """The scanners (a bit each) that the text's anchor words, phrases and case-sensitive anchors
+        call for."""
+        spaced = _spaced(text)
+        words = self._gate_words.intersection(spaced.split())
+        decision = self._decisions.get(words)
+        if decision is None:
+            decision = self._decide(words)
+        run = decision.run
+        for i, pattern in decision.phrases:
+            if not run >> i & 1 and pattern.search(spaced) is not None:
+                run |= 1 << i
+        for i, case_anchor in decision.cased:
+            if not run >> i & 1 and case_anchor in text:
+                run |= 1 << i
+        return run
 
     def _decide(self, words: frozenset[bytes]) -> _Decision:
         """What the text's anchor words (``words``) say about each scanner, remembered for the next text
@@ -308,12 +350,10 @@ class TermMatcher:
                     if not needed or not words.isdisjoint(needed):
                         cased.setdefault(i, []).append(case_anchor)
         decision = _Decision(
-            frozenset(run),
+            sum(1 << i for i in run),
             tuple((i, p) for i, ps in phrases.items() if i not in run for p in ps),
             tuple((i, c) for i, cs in cased.items() if i not in run for c in cs),
         )
-        if decision == _NO_SCANNER:
-            decision = _NO_SCANNER  # find() recognises it by identity
         if len(self._decisions) >= _DECISIONS_KEPT:
             self._decisions.clear()
         self._decisions[words] = decision
@@ -335,21 +375,30 @@ class TermMatcher:
 
 #: How many combinations of anchor words ``TermMatcher._decide`` remembers (then it starts afresh).
 _DECISIONS_KEPT = 4096
-#: How many sentences ``TermMatcher._anchor_words`` remembers the anchor words of (then it starts afresh).
+#: How many texts that needed scanners ``TermMatcher.find`` remembers the hits of: a templated rationale
+#: ("Frail elderly care home resident …", the blanket pattern) comes again and again.
+_SCANNED_KEPT = 1024
+#: How many sentences ``TermMatcher`` remembers the scanners of, and how many it remembers having seen
+#: once (then it starts afresh).
 _SENTENCES_KEPT = 16384
 
 
 class _Decision(NamedTuple):
-    """Which scanners run on a text with given anchor words: ``run`` whatever the text; each of
-    ``phrases`` if its pattern is in the text's spaced words; each of ``cased`` if its case-sensitive
-    anchor is in the text."""
+    """Which scanners run on a text with given anchor words: ``run`` (a bit each) whatever the text;
+    each of ``phrases`` if its pattern is in the text's spaced words; each of ``cased`` if its
+    case-sensitive anchor is in the text."""
 
-    run: frozenset[int]
+    run: int
     phrases: tuple[tuple[int, re.Pattern[bytes]], ...]
     cased: tuple[tuple[int, str], ...]
 
 
-_NO_SCANNER = _Decision(frozenset(), (), ())
+def _bits(scanners: int) -> Iterator[int]:
+    """The scanner numbers whose bits are set, in ascending order (the order of the term list)."""
+    while scanners:
+        low = scanners & -scanners
+        yield low.bit_length() - 1
+        scanners ^= low
 
 
 class _Anchor(NamedTuple):
