@@ -11,7 +11,6 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from functools import lru_cache
 from typing import Any
 
 from fhir_dnacpr.assurance.clusters import (
@@ -69,7 +68,6 @@ _NOT_FOR_CPR = CprDecisionValue.NOT_FOR_CPR
 _HAS_CAPACITY = Capacity.HAS_CAPACITY
 _LACKS_CAPACITY = Capacity.LACKS_CAPACITY
 _STATUS_TEXT = {s: s.value for s in RecordStatus}
-_TERM_CACHE_SIZE = 4096
 _DAYS_KEPT = 1 << 16  # distinct decision days remembered (see ``AuditRun._day_facts``): 180 years
 _NO_FIRST_DAY = date.max.toordinal() + 1  # before any decision, as day numbers
 _NO_LAST_DAY = 0
@@ -275,8 +273,8 @@ class AuditRun:
         self._cells: dict[tuple[str, str], Any] = {}
         self._makers: dict[str, int] = {}  # one entry per decision maker (its label's index): small
         self._maker_labels: list[str] = []
-        # templated rationales repeat (that is the blanket pattern): scan each text once
-        self._find_terms = lru_cache(maxsize=_TERM_CACHE_SIZE)(self.terms.find)
+        # find() remembers sentences, and the hits of texts it had to scan (templated rationales)
+        self._find_terms = self.terms.find
         self._person_key = self.pseudo.person_key
         self._org_names = self.result.metrics.org_names
         self._days: dict[date, tuple[str, int, str]] = {}  # see ``_day_facts``
