@@ -33,6 +33,9 @@ class _Component:
 # One decision in the window, as a list (made once per candidate, so cheaper than an object):
 # [day, seq, text hash, patient, words, component, shingles]. The text hash is of its normalised
 # words (exact duplicates); the shingles are made once it is compared, and the component once it joins.
+# A row that comes to an empty window keeps its text in place of its words, and no hash, until another
+# row comes while it is still in the window (``_add_words``): one row in eight of the benchmark's never
+# meets another, and splitting and hashing were most of the cost of such a row.
 _DAY, _SEQ, _THASH, _PATIENT, _WORDS, _COMP, _GRAMS = range(7)
 _Row = list  # the layout above
 
@@ -90,6 +93,7 @@ def find_clusters(
     latest_by_hash: dict[int, _Row] = {}
     live: list[_Component] = []
     people: set[int] = set()
+    pending: _Row | None = None  # the row alone in the window, its text not split yet (see _Row)
     shingle = set if size <= 1 else None  # word sets need no n-grams: build them in C
     for bkey, stype, day, seq, patient, text in rows:
         if bkey != current or stype != current_type:
@@ -99,6 +103,7 @@ def find_clusters(
             window, latest_by_hash = group.window, group.latest_by_hash
             live, people = group.live, group.people
             current, current_type = bkey, stype
+            pending = None
         if len(people) < min_people:
             people.add(patient)
         horizon = day - window_days
@@ -114,44 +119,53 @@ def find_clusters(
                     cluster = group._complete(comp)  # type: ignore[union-attr]
                     if cluster is not None:
                         yield cluster
+        if pending is not None:
+            if window:  # it is still in the window, so this row meets it: now it needs its words
+                _add_words(pending)
+                latest_by_hash[pending[2]] = pending  # [2]: _THASH
+            pending = None
+        if not window:  # nothing to compare with: its words can wait until a row comes in its window
+            pending = [day, seq, None, patient, text, None, None]  # see _Row
+            window.append(pending)
+            continue
+        # what ``_add_words`` does, written out: this is the path of nearly every row
         words = text.split() if text.__class__ is bytes else normalised_words(text)  # type: ignore[union-attr]
         thash = hash(tuple(words))
         row = [day, seq, thash, patient, words, None, None]  # see _Row
-        if latest_by_hash:
-            same = latest_by_hash.get(thash)
-            if same is not None:
-                _join(row, same, 1.0, window, live)
-            if len(latest_by_hash) > cap:
-                group.over_cap += 1  # type: ignore[union-attr]
-            elif threshold < 1.0:
-                mine = None
-                for other in latest_by_hash.values():
-                    if other[2] == thash or (row[5] is not None and other[5] is row[5]):  # _THASH, _COMP
-                        continue
-                    if mine is None:
-                        mine = row[6] = shingle(words) if shingle else word_shingles(words, size)
-                    theirs = other[6]  # _GRAMS
-                    if theirs is None:
-                        theirs = other[6] = shingle(other[4]) if shingle else word_shingles(other[4], size)
-                    a, b = len(mine), len(theirs)
-                    if (a < threshold * b) if a < b else (b < threshold * a):
-                        continue  # Jaccard is at most min/max of the set sizes
-                    group.comparisons += 1  # type: ignore[union-attr]
-                    # similarity.jaccard, written out (neither set is empty: b > 0 or a > 0 here), with
-                    # an early exit: each of my shingles missing from theirs lowers the best score the
-                    # pair can reach, (a - missing) / (b + missing); once it is below the threshold the
-                    # pair fails (most pairs do, after a few shingles), without building the intersection
-                    missing = 0
-                    for gram in mine:
-                        if gram not in theirs:
-                            missing += 1
-                            if (a - missing) / (b + missing) < threshold:
-                                break
-                    else:
-                        inter = a - missing
-                        score = inter / (a + b - inter)
-                        if score >= threshold:
-                            _join(row, other, score, window, live)
+        same = latest_by_hash.get(thash)  # the window is not empty: there is a row to compare with
+        if same is not None:
+            _join(row, same, 1.0, window, live)
+        if len(latest_by_hash) > cap:
+            group.over_cap += 1  # type: ignore[union-attr]
+        elif threshold < 1.0:
+            mine = None
+            for other in latest_by_hash.values():
+                if other[2] == thash or (row[5] is not None and other[5] is row[5]):  # _THASH, _COMP
+                    continue
+                if mine is None:
+                    mine = row[6] = shingle(words) if shingle else word_shingles(words, size)
+                theirs = other[6]  # _GRAMS
+                if theirs is None:
+                    theirs = other[6] = shingle(other[4]) if shingle else word_shingles(other[4], size)
+                a, b = len(mine), len(theirs)
+                if (a < threshold * b) if a < b else (b < threshold * a):
+                    continue  # Jaccard is at most min/max of the set sizes
+                group.comparisons += 1  # type: ignore[union-attr]
+                # similarity.jaccard, written out (neither set is empty: b > 0 or a > 0 here), with
+                # an early exit: each of my shingles missing from theirs lowers the best score the
+                # pair can reach, (a - missing) / (b + missing); once it is below the threshold the
+                # pair fails (most pairs do, after a few shingles), without building the intersection
+                missing = 0
+                for gram in mine:
+                    if gram not in theirs:
+                        missing += 1
+                        if (a - missing) / (b + missing) < threshold:
+                            break
+                else:
+                    inter = a - missing
+                    score = inter / (a + b - inter)
+                    if score >= threshold:
+                        _join(row, other, score, window, live)
         window.append(row)
         latest_by_hash[thash] = row
     if group is not None:
@@ -192,6 +206,15 @@ class _GroupSweep:
             return None
         members = tuple(sorted(comp.members, key=lambda m: (m[2], m[0])))
         return RawCluster(self.stype, members, comp.min_similarity)
+
+
+def _add_words(row: _Row) -> None:
+    """Split the text of a row that came to an empty window into its words, in their place, and hash
+    them (equal hashes: identical normalised text), now that another row has come in its window."""
+    text = row[_WORDS]
+    words = text.split() if text.__class__ is bytes else normalised_words(text)
+    row[_WORDS] = words
+    row[_THASH] = hash(tuple(words))
 
 
 def _join(row: _Row, other: _Row, score: float, window: deque[_Row], live: list[_Component]) -> None:

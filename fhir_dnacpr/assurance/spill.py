@@ -84,8 +84,8 @@ _EVIDENCE_FORMAT = 4
 _WRITE_BUFFER = 1 << 20  # few system calls for many small appends
 _KEY = itemgetter(0)
 _SEQ = itemgetter(2)  # of a record's keys
-_BY_DAY = itemgetter(2)  # rows are (key, kind or day, ...): see ``_sorted_groups``
-_PERSON_DAY = itemgetter(1)
+_BY_DAY = itemgetter(2)  # of a candidate row (key, kind, day, ...): see ``_in_key_order``
+_PERSON_DAY = itemgetter(1)  # of a person row (key, day, ...)
 ORG = 0
 POSTCODE = 1
 _Chunk = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]  # an evidence chunk's keys and evidence
@@ -271,33 +271,33 @@ class SpillStore:
         postcode rows (stype 1), each ordered by bkey, then day, then seq.
 
         Postcode keys with fewer than ``min_people`` different people are left out; organisation keys
-        are not filtered (see the module docstring). The rows are made group by group and flattened
-        by ``chain``, so handing a row on costs no Python code."""
-        return chain.from_iterable(self._candidate_groups(min_people))
+        are not filtered (see the module docstring). The rows are sorted partition by partition and
+        flattened by ``chain``, so handing a row on costs no Python code."""
+        return chain.from_iterable(self._candidate_partitions(min_people))
 
-    def _candidate_groups(self, min_people: int) -> Iterator[list[tuple[Any, ...]]]:
+    def _candidate_partitions(self, min_people: int) -> Iterator[list[tuple[Any, ...]]]:
         self.flush()  # so that the buffers are empty while the file is read
         for rows, _ in self._org.scan():
-            yield from _sorted_groups(rows, _BY_DAY)
+            yield _in_key_order(rows, _BY_DAY)
         for keys, read_texts in self._postcode.scan():
             busy = _busy_keys(keys, min_people)
             if not busy:
                 continue  # the texts are not even read
             texts = read_texts()
             rows = [(*row, text) for row, text in zip(keys, texts, strict=True) if row[0] in busy]
-            yield from _sorted_groups(rows, _BY_DAY)
+            yield _in_key_order(rows, _BY_DAY)
 
     def people_sorted(self) -> Iterator[tuple[int, ...]]:
         """(pkey, dayn, seq, value, scode, sys_id, org_id, rid) for people with more than one record
-        that has a status, ordered by person, then day, then seq (flattened from groups, as above)."""
-        return chain.from_iterable(self._person_groups())
+        that has a status, ordered by person, then day, then seq (flattened from partitions, as above)."""
+        return chain.from_iterable(self._person_partitions())
 
-    def _person_groups(self) -> Iterator[list[tuple[Any, ...]]]:
+    def _person_partitions(self) -> Iterator[list[tuple[Any, ...]]]:
         self.flush()
         for rows, _ in self._person.scan():
             records = Counter(map(_KEY, rows))  # counted in C: most people have one record
             rows = [row for row in rows if records[row[0]] > 1]
-            yield from _sorted_groups(rows, _PERSON_DAY)
+            yield _in_key_order(rows, _PERSON_DAY)
 
     def records(self, seqs: list[int]) -> dict[int, dict[str, Any]]:
         """The stored keys and evidence of the given records (``KEY_COLUMNS`` and ``EVIDENCE_FIELDS``),
@@ -350,22 +350,16 @@ class SpillStore:
         self.close()
 
 
-def _sorted_groups(
+def _in_key_order(
     rows: list[tuple[Any, ...]], by_day: Callable[[tuple[Any, ...]], Any]
-) -> Iterator[list[tuple[Any, ...]]]:
-    """The rows of one partition grouped by key (``row[0]``), groups in key order, each group in day
-    order. Rows were added in increasing seq order and the sort is stable, so ties keep seq order."""
-    groups: dict[int, list[tuple[Any, ...]]] = {}
-    for row in rows:
-        group = groups.get(row[0])
-        if group is None:
-            groups[row[0]] = [row]
-        else:
-            group.append(row)
-    for key in sorted(groups):
-        group = groups[key]
-        group.sort(key=by_day)
-        yield group
+) -> list[tuple[Any, ...]]:
+    """The rows of one partition, sorted in place by key (``row[0]``), then day, then seq: the order
+    of one ``ORDER BY key, day, seq``. Rows were added in increasing seq order and both sorts are
+    stable, so sorting by day and then by key leaves each key's rows in day order, ties in seq order;
+    two sorts on one integer each, in C, take about half the time of grouping the rows in Python."""
+    rows.sort(key=by_day)
+    rows.sort(key=_KEY)
+    return rows
 
 
 def _pack_chunk(keys: list[tuple[Any, ...]], evidence: list[tuple[Any, ...]]) -> bytes:
