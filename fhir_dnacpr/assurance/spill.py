@@ -119,15 +119,22 @@ class _AppendOnly:
 class _Partitions:
     """Rows bucketed by the range of their key, appended to a shared file as marshal chunks.
 
+    A partition's buffer holds its rows' values one after another (``width`` values a row), not a
+    tuple per row: a tuple kept until the next write (thousands of records later) counts towards the
+    garbage collector's next collection, and a record made two or three of them, so the collector ran
+    every few hundred records over everything young; the values of a row added with ``extend`` leave
+    nothing behind but the list's own slots. The rows are tuples again when read back.
+
     With ``side`` each row also has a side value (the postcode rows' texts), kept in a blob of its
     own beside the rows' so a partition's rows can be read, and mostly dropped, without them. Each
     flush writes every non-empty partition's blobs one after another; memory is the buffered rows
     (bounded by the caller's flushes) and, per flush, where it starts and each blob's size (4 bytes a
     partition), so that finding the chunks does not grow with the chunks written."""
 
-    def __init__(self, out: _AppendOnly, side: bool = False) -> None:
+    def __init__(self, out: _AppendOnly, width: int, side: bool = False) -> None:
         self._out = out
-        self.buffers: list[list[tuple[Any, ...]]] = [[] for _ in range(PARTITIONS)]
+        self.row_width = width
+        self.buffers: list[list[Any]] = [[] for _ in range(PARTITIONS)]  # ``width`` values a row
         self.side_buffers: list[list[Any]] | None = [[] for _ in range(PARTITIONS)] if side else None
         self._width = 2 if side else 1  # blob sizes per partition per flush: rows (, side values)
         self._flush_at = array("q")
@@ -165,21 +172,21 @@ class _Partitions:
         sizes = self._sizes
         cursors = array("q", self._flush_at)  # where each flush's next partition starts
         for part in range(PARTITIONS):
-            rows: list[tuple[Any, ...]] = []
+            values: list[Any] = []
             side_at: list[tuple[int, int]] = []
             for flush, at in enumerate(cursors):
                 size = sizes[flush * stride + part * width]
                 if not size:
                     continue
-                rows += marshal.loads(os.pread(fd, size, at))
+                values += marshal.loads(os.pread(fd, size, at))
                 at += size
                 if width == 2:
                     side_size = sizes[flush * stride + part * width + 1]
                     side_at.append((at, side_size))
                     at += side_size
                 cursors[flush] = at
-            rows += self.buffers[part]
-            yield rows, partial(self._read_side, part, side_at)
+            values += self.buffers[part]
+            yield _rows(values, self.row_width), partial(self._read_side, part, side_at)
 
     def _read_side(self, part: int, chunks: list[tuple[int, int]]) -> list[Any]:
         assert self.side_buffers is not None
@@ -199,9 +206,9 @@ class SpillStore:
         folder = Path(self._dir.name)
         self.path = folder
         self._rows = _AppendOnly(folder / "rows.bin")
-        self._org = _Partitions(self._rows)
-        self._postcode = _Partitions(self._rows, side=True)
-        self._person = _Partitions(self._rows)
+        self._org = _Partitions(self._rows, 6)
+        self._postcode = _Partitions(self._rows, 5, side=True)
+        self._person = _Partitions(self._rows, len(KEY_COLUMNS))
         self._org_buffers = self._org.buffers
         self._postcode_buffers = self._postcode.buffers
         self._postcode_texts = self._postcode.side_buffers
@@ -237,15 +244,13 @@ class SpillStore:
         if len(self._keys) >= _EVIDENCE_CHUNK:
             self._write_evidence()
         if org_bkey is not None:
-            self._org_buffers[(org_bkey + _KEY_OFFSET) >> _SHIFT].append(
-                (org_bkey, ORG, dayn, seq, pkey, text)
-            )
+            self._org_buffers[(org_bkey + _KEY_OFFSET) >> _SHIFT] += (org_bkey, ORG, dayn, seq, pkey, text)
         if postcode_bkey is not None:
             part = (postcode_bkey + _KEY_OFFSET) >> _SHIFT
-            self._postcode_buffers[part].append((postcode_bkey, POSTCODE, dayn, seq, pkey))
+            self._postcode_buffers[part] += (postcode_bkey, POSTCODE, dayn, seq, pkey)
             self._postcode_texts[part].append(text)  # type: ignore[index]
         if scode is not None and pkey is not None:
-            self._person_buffers[(pkey + _KEY_OFFSET) >> _SHIFT].append(keys)
+            self._person_buffers[(pkey + _KEY_OFFSET) >> _SHIFT] += keys
 
     def _write_evidence(self) -> None:
         """Write the pending records' keys and evidence out as one chunk; every ``_CHUNKS_PER_FLUSH``
@@ -360,6 +365,12 @@ def _in_key_order(
     rows.sort(key=by_day)
     rows.sort(key=_KEY)
     return rows
+
+
+def _rows(values: list[Any], width: int) -> list[tuple[Any, ...]]:
+    """Consecutive values, ``width`` at a time, as row tuples (made in C by ``zip``)."""
+    column = iter(values)
+    return list(zip(*(column,) * width, strict=True))
 
 
 def _pack_chunk(keys: list[tuple[Any, ...]], evidence: list[tuple[Any, ...]]) -> bytes:
