@@ -136,7 +136,7 @@ _KEY = st.one_of(
 _ROW = st.tuples(
     st.one_of(st.none(), _KEY),  # organisation key
     st.one_of(st.none(), _KEY),  # postcode key
-    st.one_of(st.none(), st.integers(min_value=0, max_value=6)),  # person (few: groups repeat)
+    st.integers(min_value=0, max_value=6),  # person (few: groups repeat); a stored record has one
     st.integers(min_value=737_000, max_value=737_010),  # day
     st.one_of(st.none(), st.integers(min_value=0, max_value=2)),  # status (None: a cluster-only row)
     st.binary(max_size=6),  # folded rationale
@@ -192,6 +192,17 @@ def test_partitions_split_the_key_range_in_order() -> None:
     assert parts == sorted(parts)
     assert parts[0] == 0 and parts[-1] == PARTITIONS - 1
     assert partition_of(-1) + 1 == partition_of(0)  # the middle of the range is a partition boundary
+
+
+def test_a_stored_record_needs_its_person_and_day(tmp_path) -> None:
+    """Rows are arrays of integers: a record without a person key or day is refused whole, before
+    any of its rows is half written (the engine stores only records it can place)."""
+    with SpillStore(tmp_path) as store:
+        for keys in ((None, 737_000, 1, 0, 0, 0, 0, 1), (5, None, 1, 0, 0, 0, 0, 1)):
+            with pytest.raises(ValueError, match="person key and day"):
+                store.add_record(keys, _evidence(1), 3, 4, b"frail")
+        store.add_record((5, 737_000, 1, 0, 0, 0, 0, 1), _evidence(1), 3, 4, b"frail")
+        assert [r[0] for r in store.candidates_sorted(min_people=1)] == [3, 4]
 
 
 def test_records_must_come_in_increasing_seq_order(tmp_path) -> None:

@@ -36,7 +36,7 @@ from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
-from itertools import chain
+from itertools import chain, compress, repeat
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -117,24 +117,25 @@ class _AppendOnly:
 
 
 class _Partitions:
-    """Rows bucketed by the range of their key, appended to a shared file as marshal chunks.
+    """Rows of integers bucketed by the range of their key, appended to a shared file.
 
-    A partition's buffer holds its rows' values one after another (``width`` values a row), not a
-    tuple per row: a tuple kept until the next write (thousands of records later) counts towards the
-    garbage collector's next collection, and a record made two or three of them, so the collector ran
-    every few hundred records over everything young; the values of a row added with ``extend`` leave
-    nothing behind but the list's own slots. The rows are tuples again when read back.
+    A partition's buffer is an ``array`` of 64-bit integers holding its rows one after another
+    (``width`` values a row), written out as the array's bytes and read back the same way: no
+    object per value or per row. A tuple per row, kept until the next write thousands of records
+    later, counted towards the garbage collector's next run (a record made two or three), so the
+    collector ran every few hundred records over everything young; an array is not tracked at all,
+    and copying its bytes is cheaper than marshal packing and unpacking each value.
 
-    With ``side`` each row also has a side value (the postcode rows' texts), kept in a blob of its
-    own beside the rows' so a partition's rows can be read, and mostly dropped, without them. Each
-    flush writes every non-empty partition's blobs one after another; memory is the buffered rows
-    (bounded by the caller's flushes) and, per flush, where it starts and each blob's size (4 bytes a
-    partition), so that finding the chunks does not grow with the chunks written."""
+    With ``side`` each row also has a side value (its folded rationale), kept in a marshal blob of
+    its own beside the rows' so a partition's rows can be read, and mostly dropped, without them.
+    Each flush writes every non-empty partition's blobs one after another; memory is the buffered
+    rows (bounded by the caller's flushes) and, per flush, where it starts and each blob's size (4
+    bytes a partition), so that finding the chunks does not grow with the chunks written."""
 
     def __init__(self, out: _AppendOnly, width: int, side: bool = False) -> None:
         self._out = out
         self.row_width = width
-        self.buffers: list[list[Any]] = [[] for _ in range(PARTITIONS)]  # ``width`` values a row
+        self.buffers: list[array[int]] = [array("q") for _ in range(PARTITIONS)]  # ``width`` a row
         self.side_buffers: list[list[Any]] | None = [[] for _ in range(PARTITIONS)] if side else None
         self._width = 2 if side else 1  # blob sizes per partition per flush: rows (, side values)
         self._flush_at = array("q")
@@ -149,12 +150,12 @@ class _Partitions:
         width = self._width
         sizes = array("I", bytes(4 * PARTITIONS * width))
         self._flush_at.append(out.size)
-        for part, rows in enumerate(self.buffers):
-            if rows:
-                blob = marshal.dumps(rows, _FORMAT)
+        for part, values in enumerate(self.buffers):
+            if values:
+                blob = values.tobytes()
                 sizes[part * width] = len(blob)
                 out.append(blob)
-                rows.clear()
+                del values[:]
                 if sides is not None:
                     side = marshal.dumps(sides[part], _FORMAT)
                     sizes[part * width + 1] = len(side)
@@ -162,23 +163,24 @@ class _Partitions:
                     sides[part].clear()
         self._sizes.extend(sizes)
 
-    def scan(self) -> Iterator[tuple[list[tuple[Any, ...]], Callable[[], list[Any]]]]:
-        """Each partition in turn (in key order): its rows, in the order they were added, and a
-        function that reads their side values, in the same order."""
+    def scan(self) -> Iterator[tuple[list[array[int]], Callable[[], list[Any]]]]:
+        """Each partition in turn (in key order): its rows' columns (an array per column, the rows in
+        the order they were added), and a function that reads their side values, in the same order."""
         self._out.file.flush()  # then each blob is one ``pread``: no seek, no read-ahead into a buffer
         fd = self._out.file.fileno()
         width = self._width
         stride = PARTITIONS * width
         sizes = self._sizes
+        row_width = self.row_width
         cursors = array("q", self._flush_at)  # where each flush's next partition starts
         for part in range(PARTITIONS):
-            values: list[Any] = []
+            values = array("q")
             side_at: list[tuple[int, int]] = []
             for flush, at in enumerate(cursors):
                 size = sizes[flush * stride + part * width]
                 if not size:
                     continue
-                values += marshal.loads(os.pread(fd, size, at))
+                values.frombytes(os.pread(fd, size, at))
                 at += size
                 if width == 2:
                     side_size = sizes[flush * stride + part * width + 1]
@@ -186,7 +188,8 @@ class _Partitions:
                     at += side_size
                 cursors[flush] = at
             values += self.buffers[part]
-            yield _rows(values, self.row_width), partial(self._read_side, part, side_at)
+            columns = [values[i::row_width] for i in range(row_width)]
+            yield columns, partial(self._read_side, part, side_at)
 
     def _read_side(self, part: int, chunks: list[tuple[int, int]]) -> list[Any]:
         assert self.side_buffers is not None
@@ -206,10 +209,11 @@ class SpillStore:
         folder = Path(self._dir.name)
         self.path = folder
         self._rows = _AppendOnly(folder / "rows.bin")
-        self._org = _Partitions(self._rows, 6)
-        self._postcode = _Partitions(self._rows, 5, side=True)
+        self._org = _Partitions(self._rows, 4, side=True)  # bkey, day, seq, pkey; the text beside
+        self._postcode = _Partitions(self._rows, 4, side=True)
         self._person = _Partitions(self._rows, len(KEY_COLUMNS))
         self._org_buffers = self._org.buffers
+        self._org_texts = self._org.side_buffers
         self._postcode_buffers = self._postcode.buffers
         self._postcode_texts = self._postcode.side_buffers
         self._person_buffers = self._person.buffers
@@ -232,9 +236,12 @@ class SpillStore:
     ) -> None:
         """One record: its ``KEY_COLUMNS`` (its ``seq`` greater than the last record's) and
         ``EVIDENCE_FIELDS``, with its blocking keys (by organisation, by postcode) and its rationale
-        ``text``, folded for the sweep (``similarity.folded``), if it is a cluster candidate. Its keys
-        are a row for the conflict rules if it has a person key and a status (``scode``)."""
+        ``text``, folded for the sweep (``similarity.folded``), if it is a cluster candidate. It must
+        have a person key and a day; its keys are a row for the conflict rules if it has a status
+        (``scode``)."""
         pkey, dayn, seq, _, scode, _, _, _ = keys
+        if pkey is None or dayn is None:  # its rows are integers, and it could not be grouped or placed
+            raise ValueError("a stored record needs its person key and day")
         last = self._last_seq
         if last is not None and seq <= last:
             raise ValueError(f"seq {seq} after {last}: records must come in increasing seq order")
@@ -244,13 +251,15 @@ class SpillStore:
         if len(self._keys) >= _EVIDENCE_CHUNK:
             self._write_evidence()
         if org_bkey is not None:
-            self._org_buffers[(org_bkey + _KEY_OFFSET) >> _SHIFT] += (org_bkey, ORG, dayn, seq, pkey, text)
+            part = (org_bkey + _KEY_OFFSET) >> _SHIFT
+            self._org_buffers[part].extend((org_bkey, dayn, seq, pkey))
+            self._org_texts[part].append(text)  # type: ignore[index]
         if postcode_bkey is not None:
             part = (postcode_bkey + _KEY_OFFSET) >> _SHIFT
-            self._postcode_buffers[part] += (postcode_bkey, POSTCODE, dayn, seq, pkey)
+            self._postcode_buffers[part].extend((postcode_bkey, dayn, seq, pkey))
             self._postcode_texts[part].append(text)  # type: ignore[index]
-        if scode is not None and pkey is not None:
-            self._person_buffers[(pkey + _KEY_OFFSET) >> _SHIFT] += keys
+        if scode is not None:
+            self._person_buffers[(pkey + _KEY_OFFSET) >> _SHIFT].extend(keys)
 
     def _write_evidence(self) -> None:
         """Write the pending records' keys and evidence out as one chunk; every ``_CHUNKS_PER_FLUSH``
@@ -282,15 +291,15 @@ class SpillStore:
 
     def _candidate_partitions(self, min_people: int) -> Iterator[list[tuple[Any, ...]]]:
         self.flush()  # so that the buffers are empty while the file is read
-        for rows, _ in self._org.scan():
-            yield _in_key_order(rows, _BY_DAY)
-        for keys, read_texts in self._postcode.scan():
-            busy = _busy_keys(keys, min_people)
+        for (bkeys, days, seqs, people), read_texts in self._org.scan():
+            rows = zip(bkeys, repeat(ORG), days, seqs, people, read_texts(), strict=False)
+            yield _in_key_order(list(rows), _BY_DAY)
+        for (bkeys, days, seqs, people), read_texts in self._postcode.scan():
+            busy = _busy_keys(bkeys, people, min_people)
             if not busy:
                 continue  # the texts are not even read
-            texts = read_texts()
-            rows = [(*row, text) for row, text in zip(keys, texts, strict=True) if row[0] in busy]
-            yield _in_key_order(rows, _BY_DAY)
+            rows = zip(bkeys, repeat(POSTCODE), days, seqs, people, read_texts(), strict=False)
+            yield _in_key_order(list(compress(rows, map(busy.__contains__, bkeys))), _BY_DAY)
 
     def people_sorted(self) -> Iterator[tuple[int, ...]]:
         """(pkey, dayn, seq, value, scode, sys_id, org_id, rid) for people with more than one record
@@ -299,10 +308,12 @@ class SpillStore:
 
     def _person_partitions(self) -> Iterator[list[tuple[Any, ...]]]:
         self.flush()
-        for rows, _ in self._person.scan():
-            records = Counter(map(_KEY, rows))  # counted in C: most people have one record
-            rows = [row for row in rows if records[row[0]] > 1]
-            yield _in_key_order(rows, _PERSON_DAY)
+        for columns, _ in self._person.scan():
+            records = Counter(columns[0])  # counted in C: most people have one record
+            repeated = {key for key, n in records.items() if n > 1}
+            # a row tuple is made only for the people kept (``zip`` reuses the tuple ``compress`` drops)
+            rows = compress(zip(*columns, strict=True), map(repeated.__contains__, columns[0]))
+            yield _in_key_order(list(rows), _PERSON_DAY)
 
     def records(self, seqs: list[int]) -> dict[int, dict[str, Any]]:
         """The stored keys and evidence of the given records (``KEY_COLUMNS`` and ``EVIDENCE_FIELDS``),
@@ -367,12 +378,6 @@ def _in_key_order(
     return rows
 
 
-def _rows(values: list[Any], width: int) -> list[tuple[Any, ...]]:
-    """Consecutive values, ``width`` at a time, as row tuples (made in C by ``zip``)."""
-    column = iter(values)
-    return list(zip(*(column,) * width, strict=True))
-
-
 def _pack_chunk(keys: list[tuple[Any, ...]], evidence: list[tuple[Any, ...]]) -> bytes:
     try:
         return marshal.dumps((keys, evidence), _EVIDENCE_FORMAT)
@@ -381,19 +386,20 @@ def _pack_chunk(keys: list[tuple[Any, ...]], evidence: list[tuple[Any, ...]]) ->
         return marshal.dumps((keys, plain), _EVIDENCE_FORMAT)
 
 
-def _busy_keys(rows: list[tuple[Any, ...]], min_people: int) -> set[int]:
-    """The keys (``row[0]``) shared by at least ``min_people`` different people (``row[4]``)."""
-    records = Counter(map(_KEY, rows))  # counted in C: a key with too few records has too few people
+def _busy_keys(keys: array[int], people: array[int], min_people: int) -> set[int]:
+    """The keys shared by at least ``min_people`` different people (rows' ``keys`` and ``people``
+    columns)."""
+    records = Counter(keys)  # counted in C: a key with too few records has too few people
     maybe = {key for key, n in records.items() if n >= min_people}
     if not maybe:
         return maybe
-    people: dict[int, set[Any]] = {}
-    for row in rows:
-        if row[0] not in maybe or row[4] is None:  # no person key: counts as nobody
+    seen: dict[int, set[int]] = {}
+    for key, person in zip(keys, people, strict=True):
+        if key not in maybe:
             continue
-        who = people.get(row[0])
+        who = seen.get(key)
         if who is None:
-            people[row[0]] = {row[4]}
+            seen[key] = {person}
         else:
-            who.add(row[4])
-    return {key for key, who in people.items() if len(who) >= min_people}
+            who.add(person)
+    return {key for key, who in seen.items() if len(who) >= min_people}
