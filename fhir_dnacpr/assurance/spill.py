@@ -3,9 +3,10 @@
 Clusters and conflicts need to see records together, but only those sharing a key (setting + decision
 maker, or person), and every key is a signed 64-bit hash. So each row goes, as it arrives, to one of
 ``PARTITIONS`` partitions of its key's range (the key's top bits): by organisation key and by postcode
-key for a cluster candidate, by person for the conflict rules. Partitions are buffered in memory and
-appended to one flat file as ``marshal`` chunks. At the end each partition is read back alone, grouped
-by key and put in date order in memory, and handed on: a partition is a small slice of the rows, so
+key for a cluster candidate, by person for the conflict rules. Partitions are buffered in memory, as
+arrays of 64-bit integers (a candidate's folded rationale in a list beside them), and appended to one
+flat file as the arrays' bytes and ``marshal`` blobs of texts. At the end each partition is read back
+alone, put in key and date order in memory, and handed on: a partition is a small slice of the rows, so
 memory stays bounded while the work stays linear in the number of records (no global sort, no
 external merge). As the partitions split the key range in order, reading them in turn yields the rows
 in key order, exactly as one big ``ORDER BY`` would.
@@ -19,8 +20,8 @@ next) through a small in-memory table of where each chunk starts. A cluster cand
 blocking keys and its folded rationale) are made from the keys.
 
 Postcode keys are mostly one person's home: groups with too few people are dropped before the sweep
-(their texts are kept apart from their keys, so most are never read back), as are people with a
-single record. Organisation keys are not filtered: nearly all of them are swept,
+(their texts are read back only for the keys kept), as are people with a single record (a row tuple
+is made only for the people kept). Organisation keys are not filtered: nearly all of them are swept,
 and the sweep itself ignores a group with too few people.
 
 The files live in a private temporary folder (mode 0700) and are deleted when the run ends.
@@ -292,13 +293,13 @@ class SpillStore:
     def _candidate_partitions(self, min_people: int) -> Iterator[list[tuple[Any, ...]]]:
         self.flush()  # so that the buffers are empty while the file is read
         for (bkeys, days, seqs, people), read_texts in self._org.scan():
-            rows = zip(bkeys, repeat(ORG), days, seqs, people, read_texts(), strict=False)
+            rows = zip(bkeys, repeat(ORG, len(bkeys)), days, seqs, people, read_texts(), strict=True)
             yield _in_key_order(list(rows), _BY_DAY)
         for (bkeys, days, seqs, people), read_texts in self._postcode.scan():
             busy = _busy_keys(bkeys, people, min_people)
             if not busy:
                 continue  # the texts are not even read
-            rows = zip(bkeys, repeat(POSTCODE), days, seqs, people, read_texts(), strict=False)
+            rows = zip(bkeys, repeat(POSTCODE, len(bkeys)), days, seqs, people, read_texts(), strict=True)
             yield _in_key_order(list(compress(rows, map(busy.__contains__, bkeys))), _BY_DAY)
 
     def people_sorted(self) -> Iterator[tuple[int, ...]]:
