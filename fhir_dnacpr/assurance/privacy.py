@@ -64,7 +64,8 @@ def patient_nhs_number(person: Person) -> str | None:
 
 
 def valid_nhs_number(v: str) -> bool:
-    """The same answer as ``identifiers.is_valid_nhs_number``, written for speed: run on every record."""
+    """The same answer as ``identifiers.is_valid_nhs_number``: the fast check ``person_key`` makes, as a
+    yes or no (the audit itself calls ``person_key``; the tests hold this to the reference)."""
     return len(v) == 10 and _valid_digits(v) is not None
 
 

@@ -138,7 +138,7 @@ class _Partitions:
         self.row_width = width
         self.buffers: list[array[int]] = [array("q") for _ in range(PARTITIONS)]  # ``width`` a row
         self.side_buffers: list[list[Any]] | None = [[] for _ in range(PARTITIONS)] if side else None
-        self._width = 2 if side else 1  # blob sizes per partition per flush: rows (, side values)
+        self._blobs = 2 if side else 1  # blobs per partition per flush: rows (, side values)
         self._flush_at = array("q")
         self._sizes = array("I")  # flush by flush, partition by partition
 
@@ -148,18 +148,18 @@ class _Partitions:
             return
         out = self._out
         sides = self.side_buffers
-        width = self._width
-        sizes = array("I", bytes(4 * PARTITIONS * width))
+        blobs = self._blobs
+        sizes = array("I", bytes(4 * PARTITIONS * blobs))
         self._flush_at.append(out.size)
         for part, values in enumerate(self.buffers):
             if values:
                 blob = values.tobytes()
-                sizes[part * width] = len(blob)
+                sizes[part * blobs] = len(blob)
                 out.append(blob)
                 del values[:]
                 if sides is not None:
                     side = marshal.dumps(sides[part], _FORMAT)
-                    sizes[part * width + 1] = len(side)
+                    sizes[part * blobs + 1] = len(side)
                     out.append(side)
                     sides[part].clear()
         self._sizes.extend(sizes)
@@ -169,8 +169,8 @@ class _Partitions:
         the order they were added), and a function that reads their side values, in the same order."""
         self._out.file.flush()  # then each blob is one ``pread``: no seek, no read-ahead into a buffer
         fd = self._out.file.fileno()
-        width = self._width
-        stride = PARTITIONS * width
+        blobs = self._blobs
+        stride = PARTITIONS * blobs
         sizes = self._sizes
         row_width = self.row_width
         cursors = array("q", self._flush_at)  # where each flush's next partition starts
@@ -178,13 +178,13 @@ class _Partitions:
             values = array("q")
             side_at: list[tuple[int, int]] = []
             for flush, at in enumerate(cursors):
-                size = sizes[flush * stride + part * width]
+                size = sizes[flush * stride + part * blobs]
                 if not size:
                     continue
                 values.frombytes(os.pread(fd, size, at))
                 at += size
-                if width == 2:
-                    side_size = sizes[flush * stride + part * width + 1]
+                if blobs == 2:
+                    side_size = sizes[flush * stride + part * blobs + 1]
                     side_at.append((at, side_size))
                     at += side_size
                 cursors[flush] = at
